@@ -1,0 +1,1 @@
+"""The HTTP face of stock-pipeline: features, market views and MLOps health over FastAPI."""

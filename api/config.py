@@ -1,0 +1,105 @@
+"""What the API reads, found through the pipeline's own Kedro configuration."""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kedro.config import OmegaConfigLoader
+from sqlalchemy.engine import make_url
+
+from stock_pipeline.db import database_url
+from stock_pipeline.settings import CONFIG_LOADER_ARGS
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT_ENV = "STOCK_PIPELINE_PROJECT_ROOT"
+API_KEY_ENV = "STOCK_PIPELINE_API_KEY"
+DEFAULT_ENV = "local"
+
+# Catalog entry tried first for each file the API serves, and the path used when it has none.
+CATALOG_FILES = {
+    "features": ("features", "data/04_feature/features.parquet"),
+    "quality_report": ("quality_report", "data/08_reporting/quality/quality_report.json"),
+    "drift_results": ("drift_results", "data/08_reporting/drift/drift_results.parquet"),
+    "drift_recommendations": (
+        "drift_recommendations",
+        "data/08_reporting/drift/recommendations.json",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Everything the app needs to know about the project it serves."""
+
+    project_root: Path
+    env: str
+    files: dict[str, Path]
+    db_url: str
+    api_key: str | None
+    max_staleness_hours: float = 36.0
+    reload_interval_seconds: float = 2.0
+    cors_origins: tuple[str, ...] = ()
+    metrics_default_runs: int = 20
+
+
+def default_project_root() -> Path:
+    """STOCK_PIPELINE_PROJECT_ROOT when set, else the folder that holds api/."""
+    override = os.environ.get(PROJECT_ROOT_ENV)
+    return Path(override).resolve() if override else Path(__file__).resolve().parents[1]
+
+
+def resolve_db_url(url: str, project_root: Path) -> str:
+    """The database URL with a relative SQLite path made absolute against the project root."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if Path(database).is_absolute():
+        return url
+    absolute = (project_root / database).as_posix()
+    return parsed.set(database=absolute).render_as_string(hide_password=False)
+
+
+def _config_section(loader: OmegaConfigLoader, key: str) -> dict[str, Any]:
+    """One config section (catalog, parameters), empty when the environment has none."""
+    try:
+        return dict(loader[key])
+    except Exception as error:  # a missing env folder or a broken file must not stop the API
+        logger.warning("Could not read %s configuration: %s", key, type(error).__name__)
+        return {}
+
+
+def _catalog_path(catalog: dict[str, Any], name: str, default: str, root: Path) -> Path:
+    """The file path of a catalog entry when it names a file, else the default, under root."""
+    entry = catalog.get(name)
+    filepath = entry.get("filepath") if isinstance(entry, dict) else None
+    chosen = filepath if isinstance(filepath, str) and "://" not in filepath else default
+    path = Path(chosen)
+    return path if path.is_absolute() else root / path
+
+
+def load_config(project_root: Path | None = None, env: str | None = None) -> ApiConfig:
+    """Read catalog paths and `api` parameters for the environment KEDRO_ENV (default local)."""
+    root = (project_root or default_project_root()).resolve()
+    chosen_env = env or os.environ.get("KEDRO_ENV") or DEFAULT_ENV
+    loader = OmegaConfigLoader(conf_source=str(root / "conf"), env=chosen_env, **CONFIG_LOADER_ARGS)
+    catalog = _config_section(loader, "catalog")
+    api_params = _config_section(loader, "parameters").get("api") or {}
+    files = {
+        key: _catalog_path(catalog, name, default, root)
+        for key, (name, default) in CATALOG_FILES.items()
+    }
+    return ApiConfig(
+        project_root=root,
+        env=chosen_env,
+        files=files,
+        db_url=resolve_db_url(database_url(), root),
+        api_key=os.environ.get(API_KEY_ENV) or None,
+        max_staleness_hours=float(api_params.get("max_staleness_hours", 36.0)),
+        reload_interval_seconds=float(api_params.get("reload_interval_seconds", 2.0)),
+        cors_origins=tuple(api_params.get("cors_origins") or ()),
+        metrics_default_runs=int(api_params.get("metrics_default_runs", 20)),
+    )

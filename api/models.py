@@ -1,0 +1,319 @@
+"""Response models of the API, with the examples shown in the OpenAPI docs."""
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Value = float | int | bool | str | None
+
+
+def _example(example: dict[str, Any]) -> ConfigDict:
+    """Model config that shows one example in the OpenAPI schema."""
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
+class Problem(BaseModel):
+    """An error answer."""
+
+    model_config = _example({"detail": "unknown ticker: ABC.NS"})
+
+    detail: str
+
+
+class Liveness(BaseModel):
+    """The process answers, and what it has loaded."""
+
+    model_config = _example(
+        {"status": "ok", "features_loaded": True, "tickers": 8, "last_date": "2026-11-24"}
+    )
+
+    status: Literal["ok"]
+    features_loaded: bool
+    tickers: int
+    last_date: date | None
+
+
+class TickerInfo(BaseModel):
+    """One ticker in the feature dataset."""
+
+    model_config = _example(
+        {"ticker": "INFY.NS", "first_date": "2024-03-14", "last_date": "2026-11-24", "rows": 667}
+    )
+
+    ticker: str
+    first_date: date
+    last_date: date
+    rows: int
+
+
+class FeatureRows(BaseModel):
+    """A ticker's feature rows, one record per session."""
+
+    model_config = _example(
+        {
+            "ticker": "INFY.NS",
+            "columns": ["date", "close", "rsi_14"],
+            "order": "desc",
+            "count": 2,
+            "rows": [
+                {"date": "2026-11-24", "close": 1543.2, "rsi_14": 48.1},
+                {"date": "2026-11-21", "close": 1538.9, "rsi_14": 46.7},
+            ],
+        }
+    )
+
+    ticker: str
+    columns: list[str]
+    order: Literal["asc", "desc"]
+    count: int
+    rows: list[dict[str, Any]] = Field(
+        description="One record per session: date (ISO) and the chosen columns (null for NaN)"
+    )
+
+
+class LatestBar(BaseModel):
+    """The latest stored bar of one ticker, with every column of the view latest_stock_data."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticker": "INFY.NS",
+                    "date": "2026-11-24",
+                    "open": 1530.0,
+                    "high": 1549.9,
+                    "low": 1525.1,
+                    "close": 1543.2,
+                    "volume": 5123400,
+                    "daily_return": 0.0028,
+                    "rsi_14": 48.1,
+                }
+            ]
+        },
+    )
+
+    ticker: str
+    date: date
+
+
+class MarketSummaryDay(BaseModel):
+    """Market-wide aggregates of one session, with every column of daily_market_summary."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "date": "2026-11-24",
+                    "tickers": 62,
+                    "avg_daily_return": 0.0041,
+                    "total_volume": 812345600,
+                    "avg_rsi_14": 52.3,
+                }
+            ]
+        },
+    )
+
+    date: date
+
+
+class HealthComponent(BaseModel):
+    """One check that feeds the overall health score."""
+
+    status: Literal["ok", "degraded", "down", "unknown"]
+    score: float = Field(ge=0, le=1)
+    detail: str
+
+
+class RunSummary(BaseModel):
+    """One pipeline run as recorded by the run-record hooks."""
+
+    model_config = _example(
+        {
+            "run_id": "2026-11-24T18.30.01.123Z",
+            "pipeline": "daily",
+            "env": "local",
+            "status": "success",
+            "started_at": "2026-11-24T18:30:01Z",
+            "finished_at": "2026-11-24T18:31:12Z",
+            "duration_seconds": 71.2,
+            "rows_in": 420000,
+            "rows_out": 390000,
+            "tickers_ok": 62,
+            "tickers_failed": 1,
+        }
+    )
+
+    run_id: str
+    pipeline: str
+    env: str | None
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    rows_in: int | None
+    rows_out: int | None
+    tickers_ok: int | None
+    tickers_failed: int | None
+
+
+class SystemHealth(BaseModel):
+    """Whether the data is fresh, the database answers and the last run worked."""
+
+    model_config = _example(
+        {
+            "status": "healthy",
+            "overall_health_score": 100.0,
+            "data_freshness_hours": 0.0,
+            "max_staleness_hours": 36.0,
+            "last_data_date": "2026-11-24",
+            "expected_session": "2026-11-24",
+            "database": "ok",
+            "components": {
+                "data_freshness": {"status": "ok", "score": 1.0, "detail": "up to date"},
+                "database": {"status": "ok", "score": 1.0, "detail": "sqlite: 1.2 ms"},
+            },
+            "last_pipeline_run": None,
+            "checked_at": "2026-11-25T03:00:00Z",
+        }
+    )
+
+    status: Literal["healthy", "degraded", "unhealthy"]
+    overall_health_score: float = Field(ge=0, le=100)
+    data_freshness_hours: float | None
+    max_staleness_hours: float
+    last_data_date: date | None
+    expected_session: date | None
+    database: Literal["ok", "down"]
+    components: dict[str, HealthComponent]
+    last_pipeline_run: RunSummary | None
+    checked_at: datetime
+
+
+class Distribution(BaseModel):
+    """Summary statistics of one measure over the runs."""
+
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
+class PipelineMetrics(BaseModel):
+    """Latency, throughput and success of the last pipeline runs."""
+
+    model_config = _example(
+        {
+            "runs": 2,
+            "finished_runs": 2,
+            "success_rate": 0.5,
+            "total_rows": 780000,
+            "duration_seconds": {"mean": 70.0, "p50": 70.0, "p95": 71.1, "max": 71.2},
+            "throughput_rows_per_second": {"mean": 5500.0, "p50": 5500.0, "p95": 5600, "max": 5610},
+            "last_runs": [],
+        }
+    )
+
+    runs: int
+    finished_runs: int
+    success_rate: float | None
+    total_rows: int
+    duration_seconds: Distribution
+    throughput_rows_per_second: Distribution
+    last_runs: list[RunSummary]
+
+
+class DataQuality(BaseModel):
+    """The quality report of one ticker from the last cleaning run."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "ticker": "INFY.NS",
+                    "run_id": "2026-11-24T18.30.01.123Z",
+                    "generated_at": "2026-11-24T18:30:40Z",
+                    "total_rows": 670,
+                    "clean_rows": 667,
+                    "date_range": {"start": "2024-01-01", "end": "2026-11-24"},
+                    "quality_score": 99.4,
+                    "status": "ok",
+                    "reason": None,
+                }
+            ]
+        },
+    )
+
+    ticker: str
+    run_id: str | None = None
+    generated_at: str | None = None
+    total_rows: int | None = None
+    clean_rows: int | None = None
+    date_range: dict[str, Any] | None = None
+    completeness: dict[str, Any] | None = None
+    ohlc_validation: dict[str, Any] | None = None
+    outliers: dict[str, Any] | None = None
+    quarantine_by_rule: dict[str, Any] | None = None
+    freshness: dict[str, Any] | None = None
+    quality_score: float | None = None
+    status: str | None = None
+    reason: str | None = None
+
+
+class FeatureDrift(BaseModel):
+    """The drift test of one feature on one date."""
+
+    feature: str
+    method: str
+    statistic: float | None
+    p_value: float | None
+    alpha: float | None
+    baseline_sample_size: int | None
+    current_sample_size: int | None
+    drift: bool
+
+
+class DriftReport(BaseModel):
+    """A ticker's latest drift tests and the retraining recommendation."""
+
+    model_config = _example(
+        {
+            "ticker": "INFY.NS",
+            "as_of": "2026-11-24",
+            "drifted_features": ["volatility"],
+            "recommendation": "retrain",
+            "reason": "1 of 8 features drifted",
+            "features": [
+                {
+                    "feature": "volatility",
+                    "method": "ks",
+                    "statistic": 0.71,
+                    "p_value": 0.003,
+                    "alpha": 0.05,
+                    "baseline_sample_size": 60,
+                    "current_sample_size": 7,
+                    "drift": True,
+                }
+            ],
+            "history": [{"as_of": "2026-11-21", "drifted": 0, "tested": 8}],
+        }
+    )
+
+    ticker: str
+    as_of: date
+    drifted_features: list[str]
+    recommendation: str | None
+    reason: str | None
+    features: list[FeatureDrift]
+    history: list[dict[str, Any]]
+
+
+class LatestBars(BaseModel):
+    """The WebSocket message: every ticker's last row in the feature dataset."""
+
+    type: Literal["latest"] = "latest"
+    last_date: date | None
+    bars: list[dict[str, Value]]

@@ -1,0 +1,223 @@
+"""In-memory snapshots of the pipeline's files, reloaded when a file changes on disk."""
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Signature = tuple[int, int]
+Value = float | int | bool | str | None
+KEY_COLUMNS = ("ticker", "date")
+
+
+@dataclass(frozen=True)
+class TickerSpan:
+    """Where one ticker's rows sit in the sorted arrays, with its first and last date."""
+
+    start: int
+    stop: int
+    first_date: date
+    last_date: date
+
+
+@dataclass(frozen=True)
+class FeatureSnapshot:
+    """The feature dataset as one numpy array per column, sorted by ticker then date."""
+
+    columns: tuple[str, ...]
+    dates: np.ndarray
+    values: dict[str, np.ndarray]
+    spans: dict[str, TickerSpan]
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> "FeatureSnapshot":
+        """Index a features frame by ticker; keeps its column order after ticker and date."""
+        frame = frame.assign(
+            ticker=frame["ticker"].astype(str), date=_naive_days(frame["date"])
+        ).sort_values(list(KEY_COLUMNS), kind="stable")
+        tickers = frame["ticker"].to_numpy()
+        dates = frame["date"].to_numpy(dtype="datetime64[D]")
+        columns = tuple(str(c) for c in frame.columns if c not in KEY_COLUMNS)
+        values = {c: _column_array(frame[c]) for c in columns}
+        return cls(columns=columns, dates=dates, values=values, spans=_spans(tickers, dates))
+
+    def rows(
+        self,
+        *,
+        ticker: str,
+        start: date | None,
+        end: date | None,
+        columns: tuple[str, ...],
+        limit: int,
+        descending: bool,
+    ) -> list[dict[str, Value]]:
+        """One ticker's rows within [start, end], `limit` of them from the chosen end, as records."""
+        span = self.spans[ticker]
+        dates = self.dates[span.start : span.stop]
+        lo = int(np.searchsorted(dates, np.datetime64(start, "D"))) if start else 0
+        hi = (
+            int(np.searchsorted(dates, np.datetime64(end, "D"), side="right"))
+            if end
+            else len(dates)
+        )
+        lo, hi = (max(lo, hi - limit), hi) if descending else (lo, min(hi, lo + limit))
+        if hi <= lo:
+            return []
+        picked = slice(span.start + lo, span.start + hi)
+        order = slice(None, None, -1 if descending else 1)
+        series = [np.datetime_as_string(self.dates[picked][order], unit="D").tolist()]
+        series += [self.values[c][picked][order].tolist() for c in columns]
+        names = ("date", *columns)
+        return [dict(zip(names, row, strict=True)) for row in zip(*series, strict=True)]
+
+    def latest(self) -> list[dict[str, Value]]:
+        """The last row of every ticker, with all columns."""
+        return [
+            {
+                "ticker": ticker,
+                **self.rows(
+                    ticker=ticker,
+                    start=None,
+                    end=None,
+                    columns=self.columns,
+                    limit=1,
+                    descending=True,
+                )[0],
+            }
+            for ticker in self.spans
+        ]
+
+    @property
+    def last_date(self) -> date | None:
+        """The most recent date over all tickers."""
+        return max((span.last_date for span in self.spans.values()), default=None)
+
+
+def _naive_days(dates: pd.Series) -> pd.Series:
+    """Dates as naive midnight timestamps, whatever their dtype or time zone."""
+    parsed = pd.to_datetime(dates)
+    if parsed.dt.tz is not None:
+        parsed = parsed.dt.tz_localize(None)
+    return parsed.dt.normalize()
+
+
+def _column_array(column: pd.Series) -> np.ndarray:
+    """A column as a numpy array whose tolist() gives JSON-ready Python values."""
+    if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        return (
+            column.to_numpy(dtype=float, na_value=np.nan) if column.hasnans else column.to_numpy()
+        )
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column.dt.strftime("%Y-%m-%dT%H:%M:%S").to_numpy(dtype=object, na_value=None)
+    return column.astype("string").to_numpy(dtype=object, na_value=None)
+
+
+def _spans(tickers: np.ndarray, dates: np.ndarray) -> dict[str, TickerSpan]:
+    """Each ticker's [start, stop) in the sorted arrays and its date range."""
+    if len(tickers) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]])
+    stops = np.r_[starts[1:], len(tickers)]
+    return {
+        str(tickers[a]): TickerSpan(
+            int(a), int(b), dates[a].astype(date), dates[b - 1].astype(date)
+        )
+        for a, b in zip(starts, stops, strict=True)
+    }
+
+
+def _signature(path: Path) -> Signature | None:
+    """The file's (mtime in ns, size), or None when it does not exist."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+class CachedFile(Generic[T]):
+    """A file parsed once and kept in memory; refresh() reloads it when its mtime or size change."""
+
+    def __init__(self, path: Path, parse: Callable[[Path], T]):
+        self.path = path
+        self._parse = parse
+        self._signature: Signature | None = None
+        self._value: T | None = None
+        self._loaded = False
+        self._lock = threading.Lock()
+
+    def get(self) -> T | None:
+        """The parsed file, or None when it does not exist (loaded on first use)."""
+        if not self._loaded:
+            self.refresh()
+        return self._value
+
+    def refresh(self) -> bool:
+        """Reload when the file changed since the last load; True when the value changed."""
+        with self._lock:
+            self._loaded = True
+            signature = _signature(self.path)
+            if signature == self._signature:
+                return False
+            if signature is None:
+                self._signature, self._value = None, None
+                return True
+            try:
+                value = self._parse(self.path)
+            except Exception as error:  # half-written or corrupt: keep serving the last good copy
+                logger.warning("Could not load %s: %s", self.path.name, error)
+                return False
+            self._signature, self._value = signature, value
+            logger.info("Loaded %s", self.path.name)
+            return True
+
+
+def read_features(path: Path) -> FeatureSnapshot:
+    """Parse the features Parquet into a snapshot."""
+    return FeatureSnapshot.from_frame(pd.read_parquet(path))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Parse a JSON report."""
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_drift(path: Path) -> dict[str, pd.DataFrame]:
+    """Drift results grouped by ticker, each sorted by as_of then feature."""
+    frame = pd.read_parquet(path)
+    frame["as_of"] = _naive_days(frame["as_of"])
+    frame = frame.sort_values(["ticker", "as_of", "feature"], kind="stable")
+    return {str(t): group.reset_index(drop=True) for t, group in frame.groupby("ticker")}
+
+
+class DataStore:
+    """The files the API serves, each cached in memory."""
+
+    def __init__(self, files: dict[str, Path]):
+        self.features = CachedFile(files["features"], read_features)
+        self.quality = CachedFile(files["quality_report"], read_json)
+        self.drift = CachedFile(files["drift_results"], read_drift)
+        self.recommendations = CachedFile(files["drift_recommendations"], read_json)
+
+    def _all(self) -> dict[str, CachedFile[Any]]:
+        """Every cached file by name."""
+        return {
+            "features": self.features,
+            "quality": self.quality,
+            "drift": self.drift,
+            "recommendations": self.recommendations,
+        }
+
+    def refresh(self) -> set[str]:
+        """Reload what changed on disk; the names of the files that changed."""
+        return {name for name, cached in self._all().items() if cached.refresh()}

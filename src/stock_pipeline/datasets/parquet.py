@@ -1,0 +1,75 @@
+"""A Parquet dataset that writes atomically and can merge into what is already stored."""
+
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+
+
+class MergeParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """Parquet on local disk, written to a temporary file and renamed, so a killed run leaves no half-file.
+
+    With `replace_on`, a save first removes the stored rows whose values in those columns appear in
+    the new data (rerunning an as_of replaces its rows). With `key`, stored rows are kept and new rows
+    whose key is already stored are not added twice. With neither, a save overwrites the file.
+    """
+
+    def __init__(
+        self,
+        filepath: str,
+        key: list[str] | None = None,
+        replace_on: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._filepath = PurePosixPath(filepath)
+        self._key = list(key or [])
+        self._replace_on = list(replace_on or [])
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "key": self._key, "replace_on": self._replace_on}
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).exists()
+
+    def load(self) -> pd.DataFrame:
+        """The stored table."""
+        return pd.read_parquet(self._filepath)
+
+    def save(self, data: pd.DataFrame) -> None:
+        """Merge with the stored rows as configured, then replace the file atomically."""
+        merged = self._merge(data) if self._exists() and (self._key or self._replace_on) else data
+        _write_atomically(merged.reset_index(drop=True), Path(self._filepath))
+
+    def _merge(self, new: pd.DataFrame) -> pd.DataFrame:
+        """Stored rows (minus replaced ones) followed by the new rows not already stored."""
+        stored = self.load()
+        missing = [column for column in self._key + self._replace_on if column not in new]
+        if missing:
+            raise DatasetError(f"{self._filepath}: new rows lack merge columns {missing}")
+        if self._replace_on:
+            replaced = stored.set_index(self._replace_on).index.isin(
+                new.set_index(self._replace_on).index
+            )
+            stored = stored[~replaced]
+        if self._key and not stored.empty:
+            already = new.set_index(self._key).index.isin(stored.set_index(self._key).index)
+            new = new[~already]
+        frames = [frame for frame in (stored, new) if not frame.empty]
+        return pd.concat(frames, ignore_index=True) if frames else new
+
+
+def _write_atomically(data: pd.DataFrame, path: Path) -> None:
+    """Write Parquet next to the target, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        data.to_parquet(temporary, index=False)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,31 @@
+"""Project pipelines, registered explicitly so that composite names load on their own."""
+
+from kedro.pipeline import Pipeline
+
+from stock_pipeline.pipelines import (
+    cleaning,
+    drift,
+    features,
+    ingestion,
+    persistence,
+    reporting,
+)
+
+STAGES = {
+    "ingestion": ingestion,
+    "cleaning": cleaning,
+    "features": features,
+    "persistence": persistence,
+    "drift": drift,
+    "reporting": reporting,
+}
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Every stage by name, `daily` (all of them in order, also `__default__`) and `baseline`."""
+    pipelines = {name: module.create_pipeline() for name, module in STAGES.items()}
+    daily = sum(pipelines.values(), Pipeline([]))
+    pipelines["daily"] = daily
+    pipelines["__default__"] = daily
+    pipelines["baseline"] = drift.create_baseline_pipeline()
+    return pipelines

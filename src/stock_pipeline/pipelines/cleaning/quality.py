@@ -1,0 +1,122 @@
+"""Sections of the quality report: per ticker completeness, validity, outliers, freshness and a score."""
+
+from typing import Any
+
+import pandas as pd
+
+from stock_pipeline.pipelines.cleaning.rules import NUMBER_COLUMNS
+from stock_pipeline.trading_calendar import nse_sessions, session_close
+
+SCORE_WEIGHTS = {"validity": 0.5, "completeness": 0.3, "freshness": 0.2}
+
+
+def _completeness(raw: pd.DataFrame) -> dict[str, Any]:
+    """Empty cells per number column of the bronze rows, as counts and percentages."""
+    empty = raw[NUMBER_COLUMNS].apply(lambda column: column.str.strip().eq(""))
+    counts = empty.sum().astype(int)
+    percentages = (100 * empty.mean()).round(3) if len(raw) else counts * 0.0
+    return {"null_counts": counts.to_dict(), "null_percentages": percentages.to_dict()}
+
+
+def freshness_section(
+    last_day: pd.Timestamp | None, expected: pd.Timestamp, now: pd.Timestamp, threshold: float
+) -> dict[str, Any]:
+    """How far behind the last expected NSE session a ticker's data is."""
+    if last_day is None or pd.isna(last_day):
+        return {
+            "last_session": None,
+            "expected_session": expected.date().isoformat(),
+            "missing_sessions": None,
+            "hours_since_expected": None,
+            "stale": True,
+        }
+    missing = nse_sessions(last_day + pd.Timedelta(days=1), expected)
+    hours = 0.0 if missing.empty else (now - session_close(missing[0])).total_seconds() / 3600
+    return {
+        "last_session": last_day.date().isoformat(),
+        "expected_session": expected.date().isoformat(),
+        "missing_sessions": len(missing),
+        "hours_since_expected": round(hours, 2),
+        "stale": hours > threshold,
+    }
+
+
+def ticker_report(
+    raw: pd.DataFrame, clean: pd.DataFrame, quarantined: pd.DataFrame, freshness: dict[str, Any]
+) -> dict[str, Any]:
+    """One ticker's section of the report."""
+    completeness = _completeness(raw)
+    total = len(raw)
+    validity = len(clean) / total if total else 0.0
+    empty_share = (
+        sum(completeness["null_counts"].values()) / (total * len(NUMBER_COLUMNS)) if total else 1.0
+    )
+    scores = {
+        "validity": validity,
+        "completeness": 1 - empty_share,
+        "freshness": 0.0 if freshness["stale"] else 1.0,
+    }
+    by_rule = quarantined["rule"].value_counts()
+    outliers = clean.loc[clean["is_outlier"], "date"]
+    return {
+        "total_rows": total,
+        "clean_rows": len(clean),
+        "quarantined_rows": len(quarantined),
+        "filled_rows": int(clean["is_filled"].sum()),
+        "date_range": {
+            "start": clean["date"].min().date().isoformat() if len(clean) else None,
+            "end": clean["date"].max().date().isoformat() if len(clean) else None,
+        },
+        "completeness": completeness,
+        "ohlc_validation": {
+            "violations": int(by_rule.get("ohlc_consistency", 0)),
+            "passed": "ohlc_consistency" not in by_rule,
+        },
+        "outliers": {
+            "count": len(outliers),
+            "dates": [day.date().isoformat() for day in outliers.head(50)],
+            "ghost_bars": int(clean["is_ghost_bar"].sum()),
+            "suspected_splits": int(clean["is_suspected_split"].sum()),
+        },
+        "quarantine_by_rule": {rule: int(count) for rule, count in by_rule.items()},
+        "freshness": freshness,
+        "quality_score": round(
+            100 * sum(SCORE_WEIGHTS[key] * scores[key] for key in SCORE_WEIGHTS), 2
+        ),
+        "status": "ok" if len(clean) else "failed",
+        "reason": None if len(clean) else "no clean rows",
+    }
+
+
+def failed_ticker(reason: str) -> dict[str, Any]:
+    """The report section of a ticker that produced no data."""
+    return {
+        "total_rows": 0,
+        "clean_rows": 0,
+        "quarantined_rows": 0,
+        "quality_score": 0.0,
+        "status": "failed",
+        "reason": reason,
+    }
+
+
+def summarize(tickers: dict[str, Any], quarantine: pd.DataFrame) -> dict[str, Any]:
+    """Run-level counts across tickers."""
+    sections = pd.DataFrame.from_dict(tickers, orient="index")
+    failed = sections["status"].eq("failed") if len(sections) else pd.Series(dtype=bool)
+    stale = [ticker for ticker, entry in tickers.items() if entry.get("freshness", {}).get("stale")]
+    return {
+        "tickers": len(tickers),
+        "tickers_ok": int((~failed).sum()),
+        "tickers_failed": {ticker: tickers[ticker]["reason"] for ticker in sections.index[failed]},
+        "tickers_stale": stale,
+        "rows_in": int(sections["total_rows"].sum()) if len(sections) else 0,
+        "rows_clean": int(sections["clean_rows"].sum()) if len(sections) else 0,
+        "rows_quarantined": len(quarantine),
+        "quarantine_by_rule": {
+            rule: int(n) for rule, n in quarantine["rule"].value_counts().items()
+        },
+        "mean_quality_score": round(float(sections["quality_score"].mean()), 2)
+        if len(sections)
+        else 0.0,
+    }

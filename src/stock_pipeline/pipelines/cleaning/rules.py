@@ -1,0 +1,115 @@
+"""Named row rules of the silver layer: each marks the rows it rejects and says why."""
+
+import numpy as np
+import pandas as pd
+
+from stock_pipeline.trading_calendar import is_session
+
+NUMBER_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume"]
+PRICE_COLUMNS = ["open", "high", "low", "close", "adj_close"]
+OHLC = ["open", "high", "low", "close"]
+SPLIT_RATIOS = np.array([1 / 10, 1 / 5, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2, 3, 4, 5, 10])
+
+
+def parse_numbers(raw: pd.DataFrame) -> pd.DataFrame:
+    """Dates and numbers parsed from bronze text; what does not parse (or is not finite) becomes NaN."""
+    parsed = pd.DataFrame({"ticker": raw["ticker"].astype(str)}, index=raw.index)
+    parsed["date"] = pd.to_datetime(raw["date"], errors="coerce", format="mixed")
+    for column in NUMBER_COLUMNS:
+        values = pd.to_numeric(raw[column].str.strip(), errors="coerce")
+        parsed[column] = values.where(np.isfinite(values))
+    return parsed
+
+
+def _text_blank(raw: pd.DataFrame, column: str) -> pd.Series:
+    """True where the bronze text of a column is empty."""
+    return raw[column].str.strip().eq("")
+
+
+def unparsable_value(raw: pd.DataFrame, parsed: pd.DataFrame) -> pd.Series:
+    """Reason text where a date or number column holds text that is not one, else NaN."""
+    reasons = pd.Series(np.nan, index=raw.index, dtype=object)
+    for column in ["date", *NUMBER_COLUMNS]:
+        bad = ~_text_blank(raw, column) & parsed[column].isna()
+        message = column + "=" + raw[column].str.slice(0, 40).map(repr) + " does not parse"
+        reasons = reasons.where(reasons.notna() | ~bad, message)
+    missing_date = _text_blank(raw, "date")
+    return reasons.where(reasons.notna() | ~missing_date, "date is empty")
+
+
+def empty_prices(raw: pd.DataFrame) -> pd.Series:
+    """Rows whose open, high, low and close are all empty (a partial or placeholder bar)."""
+    return pd.concat([_text_blank(raw, column) for column in OHLC], axis=1).all(axis=1)
+
+
+def future_date(parsed: pd.DataFrame, run_day: pd.Timestamp) -> pd.Series:
+    """Rows dated after the day of the run."""
+    return parsed["date"].dt.normalize() > run_day
+
+
+def non_trading_day(parsed: pd.DataFrame) -> pd.Series:
+    """Rows dated on a day that is not an NSE session (weekend, holiday, special session)."""
+    return parsed["date"].notna() & ~is_session(parsed["date"])
+
+
+def duplicate_date(parsed: pd.DataFrame) -> pd.Series:
+    """Every row but the last fetched one of a (ticker, date)."""
+    return parsed.duplicated(subset=["ticker", "date"], keep="last")
+
+
+def non_positive_price(parsed: pd.DataFrame) -> pd.Series:
+    """Rows with a price at or below zero."""
+    return (parsed[PRICE_COLUMNS] <= 0).any(axis=1)
+
+
+def negative_volume(parsed: pd.DataFrame) -> pd.Series:
+    """Rows with a volume below zero."""
+    return parsed["volume"] < 0
+
+
+def ohlc_inconsistent(parsed: pd.DataFrame) -> pd.Series:
+    """Rows where high is not the bar's maximum or low not its minimum."""
+    high_ok = parsed["high"] >= parsed[["open", "close", "low"]].max(axis=1)
+    low_ok = parsed["low"] <= parsed[["open", "close"]].min(axis=1)
+    return ~(high_ok & low_ok)
+
+
+def ghost_bar(prices: pd.DataFrame) -> pd.Series:
+    """Zero-volume bars with open = high = low = close: a placeholder, not trading."""
+    flat = prices[OHLC].nunique(axis=1).eq(1)
+    return prices["volume"].eq(0) & flat
+
+
+def suspected_split(returns: pd.Series, threshold: float, tolerance: float = 0.03) -> pd.Series:
+    """One-day moves beyond the threshold whose ratio is a usual split or bonus ratio."""
+    ratio = (1 + returns).to_numpy()
+    nearest = np.abs(ratio[:, None] / SPLIT_RATIOS[None, :] - 1).min(axis=1)
+    return pd.Series(
+        (returns.abs() > threshold).to_numpy() & (nearest < tolerance), index=returns.index
+    )
+
+
+def outlier_mask(returns: pd.Series, tickers: pd.Series, settings: dict) -> pd.Series:
+    """Outlying daily returns per ticker by the configured method: iqr, zscore or rolling mad."""
+    grouped = returns.groupby(tickers)
+    method = settings["method"]
+    if method == "iqr":
+        q1, q3 = (
+            grouped.transform(lambda r: r.quantile(0.25)),
+            grouped.transform(lambda r: r.quantile(0.75)),
+        )
+        spread = settings["iqr_multiplier"] * (q3 - q1)
+        return (returns < q1 - spread) | (returns > q3 + spread)
+    if method == "zscore":
+        score = (returns - grouped.transform("mean")) / grouped.transform("std")
+        return score.abs() > settings["zscore_threshold"]
+    if method == "mad":
+        window = settings["mad_window"]
+        past = grouped.shift(1)
+        by_ticker = past.groupby(tickers)
+        median = by_ticker.transform(lambda r: r.rolling(window, min_periods=20).median())
+        deviation = (past - median).abs().groupby(tickers)
+        mad = deviation.transform(lambda r: r.rolling(window, min_periods=20).median())
+        score = (returns - median).abs() / (1.4826 * mad)
+        return score > settings["mad_threshold"]
+    raise ValueError(f"cleaning.outliers.method must be iqr, zscore or mad, got {method!r}")

@@ -1,0 +1,64 @@
+"""Gold layer node: indicators for every ticker from `prices`, warm-up rows dropped."""
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stock_pipeline.pipelines.features.indicators import Indicator, build_indicators
+
+PRICE_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "adj_close", "volume"]
+PRICE_CHOICES = ("close", "adj_close")
+
+
+def _ticker_bounds(tickers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end row of each ticker's block in a frame sorted by ticker."""
+    starts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]])
+    return starts, np.r_[starts[1:], len(tickers)]
+
+
+def _input_arrays(prices: pd.DataFrame, price_column: str) -> dict[str, np.ndarray]:
+    """float64 arrays TA-Lib reads; with adj_close, open/high/low are scaled by the same factor."""
+    if price_column not in PRICE_CHOICES:
+        raise ValueError(
+            f"features.price_column must be one of {PRICE_CHOICES}, got {price_column!r}"
+        )
+    close = prices["close"].to_numpy(np.float64)
+    factor = prices[price_column].to_numpy(np.float64) / close
+    arrays = {
+        column: prices[column].to_numpy(np.float64) * factor for column in ("open", "high", "low")
+    }
+    arrays["close"] = close * factor
+    arrays["volume"] = prices["volume"].to_numpy(np.float64)
+    return arrays
+
+
+def compute_indicators(
+    prices: pd.DataFrame, indicators: list[Indicator], price_column: str
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every indicator column over all tickers, and each row's position within its ticker."""
+    arrays = _input_arrays(prices, price_column)
+    starts, ends = _ticker_bounds(prices["ticker"].to_numpy())
+    columns = {name: np.full(len(prices), np.nan) for ind in indicators for name in ind.columns}
+    for start, end in zip(starts, ends, strict=True):
+        block = {name: values[start:end] for name, values in arrays.items()}
+        for indicator in indicators:
+            for name, values in zip(indicator.columns, indicator.compute(block), strict=True):
+                columns[name][start:end] = values
+    positions = np.arange(len(prices)) - np.repeat(starts, ends - starts)
+    return columns, positions
+
+
+def compute_features_node(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Prices plus configured indicators, per ticker, sorted by ticker then date, warm-up dropped."""
+    indicators = build_indicators(params["indicators"])
+    ordered = prices[PRICE_COLUMNS].sort_values(
+        ["ticker", "date"], kind="stable", ignore_index=True
+    )
+    columns, positions = compute_indicators(
+        ordered, indicators, params.get("price_column", "close")
+    )
+    warmup = max((indicator.lookback for indicator in indicators), default=0)
+    keep = positions >= warmup if params.get("drop_warmup", True) else np.ones(len(ordered), bool)
+    indicator_frame = pd.DataFrame({name: values[keep] for name, values in columns.items()})
+    return pd.concat([ordered[keep].reset_index(drop=True), indicator_frame], axis=1)

@@ -1,0 +1,19 @@
+"""Features pipeline: `prices` to `features` (gold)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from stock_pipeline.pipelines.features.nodes import compute_features_node
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Compute the configured indicators for every ticker."""
+    return Pipeline(
+        [
+            Node(
+                func=compute_features_node,
+                inputs=["prices", "params:features"],
+                outputs="features",
+                name="compute_features_node",
+            )
+        ]
+    )

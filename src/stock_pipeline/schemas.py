@@ -1,0 +1,53 @@
+"""pandera schemas of the silver, primary and gold layers, attached in the catalog with `validator:`."""
+
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+
+class PricesSchema(pa.DataFrameModel):
+    """`prices`: one row per (ticker, date), OHLC relations hold, prices positive, volume >= 0."""
+
+    ticker: Series[str] = pa.Field(nullable=False)
+    date: Series[pd.Timestamp] = pa.Field(nullable=False)
+    open: Series[float] = pa.Field(gt=0)
+    high: Series[float] = pa.Field(gt=0)
+    low: Series[float] = pa.Field(gt=0)
+    close: Series[float] = pa.Field(gt=0)
+    adj_close: Series[float] = pa.Field(gt=0)
+    volume: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        strict = False
+        coerce = True
+        unique = ["ticker", "date"]  # noqa: RUF012
+
+    @pa.dataframe_check(
+        name="ohlc_consistency", error="high >= max(open, close, low) and low <= min(open, close)"
+    )
+    @classmethod
+    def ohlc_consistent(cls, frame: pd.DataFrame) -> pd.Series:
+        """High is the bar's maximum and low its minimum."""
+        return (frame["high"] >= frame[["open", "close", "low"]].max(axis=1)) & (
+            frame["low"] <= frame[["open", "close"]].min(axis=1)
+        )
+
+
+class CleanPricesSchema(PricesSchema):
+    """`clean_prices` (silver): prices plus the flags cleaning sets."""
+
+    is_filled: Series[bool]
+    is_outlier: Series[bool]
+
+
+class FeaturesSchema(PricesSchema):
+    """`features` (gold): prices plus indicators; RSI within 0..100."""
+
+    daily_return: Series[float] = pa.Field(nullable=True)
+    sma_20: Series[float] = pa.Field(nullable=True, required=False)
+    sma_50: Series[float] = pa.Field(nullable=True, required=False)
+    rsi_14: Series[float] = pa.Field(ge=0, le=100, nullable=True, required=False)
+    macd: Series[float] = pa.Field(nullable=True, required=False)
+    macd_signal: Series[float] = pa.Field(nullable=True, required=False)
+    macd_hist: Series[float] = pa.Field(nullable=True, required=False)
+    volatility: Series[float] = pa.Field(ge=0, nullable=True, required=False)

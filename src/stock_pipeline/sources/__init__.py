@@ -1,0 +1,23 @@
+"""Where prices come from: Yahoo Finance (yfinance) or a folder of CSV files."""
+
+from typing import Any
+
+from stock_pipeline.sources.base import NoDataError, PriceSource, SourceError
+from stock_pipeline.sources.csv_source import CSVSource
+
+SOURCES = ("yfinance", "csv")
+
+
+def build_source(ingestion_params: dict[str, Any]) -> PriceSource:
+    """The source named by `ingestion.source`, configured from the same parameters."""
+    name = ingestion_params["source"]
+    if name == "csv":
+        return CSVSource(ingestion_params["csv_dir"])
+    if name == "yfinance":
+        from stock_pipeline.sources.yfinance_source import YFinanceSource  # noqa: PLC0415
+
+        return YFinanceSource.from_params(ingestion_params)
+    raise ValueError(f"ingestion.source must be one of {SOURCES}, got {name!r}")
+
+
+__all__ = ["SOURCES", "CSVSource", "NoDataError", "PriceSource", "SourceError", "build_source"]

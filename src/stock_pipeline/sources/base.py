@@ -1,0 +1,32 @@
+"""What a price source returns and the errors it raises."""
+
+from datetime import date
+from typing import Protocol
+
+import pandas as pd
+
+PRICE_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
+BRONZE_COLUMNS = [*PRICE_COLUMNS, "dividends", "stock_splits"]
+
+
+class SourceError(Exception):
+    """A ticker could not be fetched; the message says why."""
+
+
+class NoDataError(SourceError):
+    """The source answered, but has no bars for the ticker in the window (unknown or delisted)."""
+
+
+class PriceSource(Protocol):
+    """Fetches daily or intraday bars for one ticker."""
+
+    def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:
+        """Bars from start to end inclusive with BRONZE_COLUMNS, one row per bar, sorted by date."""
+        ...
+
+
+def empty_bronze_frame() -> pd.DataFrame:
+    """A bronze frame with no rows and the right columns."""
+    return pd.DataFrame({column: pd.Series(dtype="float64") for column in BRONZE_COLUMNS}).assign(
+        date=pd.Series(dtype="datetime64[ns]")
+    )

@@ -1,0 +1,109 @@
+"""The in-memory snapshots: indexed once, sliced per request, reloaded only when a file changes."""
+
+import os
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from api.config import load_config, resolve_db_url
+from api.store import CachedFile, FeatureSnapshot, read_features
+
+
+def frame() -> pd.DataFrame:
+    """Two tickers, out of order, five days each, with a tz-aware date and a NaN."""
+    dates = pd.date_range("2026-01-05", periods=5, freq="D", tz="Asia/Kolkata")
+    parts = [
+        pd.DataFrame({"ticker": t, "date": dates, "close": np.arange(5.0) + i * 10})
+        for i, t in enumerate(("TCS.NS", "INFY.NS"))
+    ]
+    data = pd.concat(parts).iloc[::-1].reset_index(drop=True)
+    data["volume"] = np.arange(10)
+    data.loc[0, "close"] = np.nan
+    return data
+
+
+def test_snapshot_indexes_tickers_and_dates() -> None:
+    snapshot = FeatureSnapshot.from_frame(frame())
+    assert list(snapshot.spans) == ["INFY.NS", "TCS.NS"]
+    span = snapshot.spans["TCS.NS"]
+    assert (span.first_date, span.last_date, span.stop - span.start) == (
+        date(2026, 1, 5),
+        date(2026, 1, 9),
+        5,
+    )
+    assert snapshot.columns == ("close", "volume")
+
+
+def test_rows_slice_by_range_limit_and_order() -> None:
+    snapshot = FeatureSnapshot.from_frame(frame())
+    rows = snapshot.rows(
+        ticker="TCS.NS",
+        start=date(2026, 1, 6),
+        end=date(2026, 1, 8),
+        columns=("close",),
+        limit=2,
+        descending=True,
+    )
+    assert rows == [{"date": "2026-01-08", "close": 3.0}, {"date": "2026-01-07", "close": 2.0}]
+    ascending = snapshot.rows(
+        ticker="TCS.NS", start=None, end=None, columns=("volume",), limit=2, descending=False
+    )
+    assert [r["date"] for r in ascending] == ["2026-01-05", "2026-01-06"]
+    assert all(isinstance(r["volume"], int) for r in ascending)
+
+
+def test_latest_has_one_bar_per_ticker_and_nan_as_float() -> None:
+    latest = FeatureSnapshot.from_frame(frame()).latest()
+    assert [bar["ticker"] for bar in latest] == ["INFY.NS", "TCS.NS"]
+    assert np.isnan(latest[0]["close"])
+
+
+def test_cached_file_reloads_only_on_change(tmp_path: Path) -> None:
+    path = tmp_path / "features.parquet"
+    frame().to_parquet(path)
+    cached = CachedFile(path, read_features)
+    first = cached.get()
+    assert cached.refresh() is False
+    assert cached.get() is first
+    frame().head(5).to_parquet(path)
+    assert cached.refresh() is True
+    assert list(cached.get().spans) == ["INFY.NS"]
+
+
+def test_cached_file_keeps_the_last_good_copy(tmp_path: Path) -> None:
+    path = tmp_path / "features.parquet"
+    frame().to_parquet(path)
+    cached = CachedFile(path, read_features)
+    good = cached.get()
+    path.write_bytes(b"not parquet at all")
+    assert cached.refresh() is False
+    assert cached.get() is good
+    os.remove(path)
+    assert cached.refresh() is True
+    assert cached.get() is None
+
+
+def test_config_reads_catalog_paths_and_parameters(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "conf/base/catalog.yml").write_text(
+        "features:\n  type: pandas.ParquetDataset\n  filepath: data/elsewhere/f.parquet\n"
+    )
+    (project / "conf/local/parameters.yml").write_text("api:\n  max_staleness_hours: 5\n")
+    monkeypatch.setenv("STOCK_PIPELINE_API_KEY", "k")
+    config = load_config(project)
+    assert config.files["features"] == project / "data/elsewhere/f.parquet"
+    assert config.files["quality_report"].name == "quality_report.json"
+    assert config.max_staleness_hours == 5
+    assert config.reload_interval_seconds == 0.05
+    assert config.api_key == "k"
+
+
+def test_relative_sqlite_paths_resolve_against_the_project(tmp_path: Path) -> None:
+    assert resolve_db_url("sqlite:///data/x.db", tmp_path) == f"sqlite:///{tmp_path}/data/x.db"
+    assert resolve_db_url("sqlite:////abs/x.db", tmp_path) == "sqlite:////abs/x.db"
+    pg = "postgresql+psycopg2://u:p@h/db"
+    assert resolve_db_url(pg, tmp_path) == pg

@@ -1,0 +1,253 @@
+"""SQLUpsertDataset against SQLite files and the real PostgreSQL server."""
+
+import logging
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DatasetError
+from sqlalchemy import create_engine, text
+
+from stock_pipeline.datasets import SQLUpsertDataset
+
+KEY = ["ticker", "date"]
+
+
+def make_features(tickers: tuple[str, ...] = ("AAA.NS", "BBB.NS"), days: int = 5) -> pd.DataFrame:
+    """A small valid feature frame, one row per (ticker, date), with one extra indicator column."""
+    dates = pd.bdate_range("2024-01-01", periods=days)
+    frame = pd.DataFrame(
+        [(ticker, date) for ticker in tickers for date in dates], columns=["ticker", "date"]
+    )
+    close = 100.0 + np.arange(len(frame), dtype=float)
+    frame = frame.assign(
+        open=close - 0.5,
+        high=close + 1.0,
+        low=close - 1.0,
+        close=close,
+        adj_close=close,
+        volume=np.arange(len(frame), dtype="int64") * 1000,
+        daily_return=0.01,
+        sma_20=close,
+        sma_50=close,
+        rsi_14=55.5,
+        macd=0.1,
+        macd_signal=0.05,
+        macd_hist=0.05,
+        volatility=0.2,
+        ema_20=close,
+    )
+    frame.loc[0, "daily_return"] = np.nan
+    return frame
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh database: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'stock.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def make_dataset(url: str, **kwargs) -> SQLUpsertDataset:
+    """The stock_features dataset as the catalog configures it."""
+    return SQLUpsertDataset(table="stock_features", keys=KEY, url=url, **kwargs)
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    """Rows of one SQL query, on a connection of its own."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def execute(url: str, sql: str) -> None:
+    """Run one statement and commit."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def test_rerun_adds_and_changes_no_row(db_url, tmp_path):
+    report = tmp_path / "report.json"
+    dataset = make_dataset(db_url, report_filepath=str(report))
+    features = make_features()
+    dataset.save(features)
+    first = dataset.load()
+    time.sleep(0.01)
+    dataset.save(features)
+    second = dataset.load()
+
+    assert len(second) == len(features)
+    pd.testing.assert_frame_equal(first, second)
+    assert pd.read_json(report, typ="series")[["inserted", "updated", "unchanged"]].tolist() == [
+        0,
+        0,
+        len(features),
+    ]
+
+
+def test_load_returns_what_was_saved(db_url):
+    dataset = make_dataset(db_url)
+    features = make_features()
+    dataset.save(features)
+    loaded = dataset.load()
+
+    expected = features.drop(columns="ema_20")
+    pd.testing.assert_frame_equal(
+        loaded[expected.columns], expected, check_dtype=False, check_datetimelike_compat=True
+    )
+    assert loaded["daily_return"].isna().sum() == 1
+    assert str(loaded["created_at"].dt.tz) == "UTC"
+
+
+def test_load_filters_rows_and_columns(db_url):
+    make_dataset(db_url).save(make_features())
+    dataset = make_dataset(
+        db_url, load_args={"columns": ["ticker", "date", "close"], "filters": {"ticker": "BBB.NS"}}
+    )
+    loaded = dataset.load()
+
+    assert list(loaded.columns) == ["ticker", "date", "close"]
+    assert set(loaded["ticker"]) == {"BBB.NS"}
+    assert len(loaded) == 5
+
+
+def test_ignored_columns_are_logged(db_url, caplog):
+    with caplog.at_level(logging.INFO, logger="stock_pipeline.datasets.sql_upsert"):
+        make_dataset(db_url).save(make_features())
+    assert "ignoring columns the table lacks: ['ema_20']" in caplog.text
+    assert "10 inserted, 0 updated, 0 unchanged" in caplog.text
+
+
+def test_updated_at_moves_only_for_changed_rows(db_url):
+    dataset = make_dataset(db_url)
+    features = make_features()
+    dataset.save(features)
+    before = dataset.load().set_index(KEY)
+    time.sleep(0.01)
+    features.loc[3, "close"] += 0.25
+    dataset.save(features)
+    after = dataset.load().set_index(KEY)
+
+    moved = after["updated_at"] > before["updated_at"]
+    changed_key = (features.loc[3, "ticker"], features.loc[3, "date"])
+    assert moved[moved].index.tolist() == [changed_key]
+    assert (after["created_at"] == before["created_at"]).all()
+    assert after.loc[changed_key, "close"] == features.loc[3, "close"]
+
+
+def test_row_changed_by_hand_is_restored(db_url, tmp_path):
+    report = tmp_path / "report.json"
+    dataset = make_dataset(db_url, report_filepath=str(report))
+    features = make_features()
+    dataset.save(features)
+    execute(
+        db_url,
+        "UPDATE stock_features SET close = close + 0.5, rsi_14 = NULL WHERE ticker = 'AAA.NS'",
+    )
+    dataset.save(features)
+
+    pd.testing.assert_series_equal(
+        dataset.load()["close"], features["close"], check_names=False, check_index=False
+    )
+    assert pd.read_json(report, typ="series")["updated"] == 5
+
+
+def test_rejected_row_names_key_and_constraint_and_writes_nothing(db_url):
+    dataset = make_dataset(db_url)
+    dataset.save(make_features(days=2))
+    features = make_features(days=3)
+    features.loc[4, "high"] = features.loc[4, "low"] - 1
+
+    with pytest.raises(DatasetError, match="valid_ohlc") as error:
+        dataset.save(features)
+
+    assert "ticker=BBB.NS, date=2024-01-02" in str(error.value)
+    assert len(dataset.load()) == 4
+
+
+def test_repeated_or_missing_keys_fail_before_the_database(tmp_path):
+    dataset = make_dataset(f"sqlite:///{tmp_path / 'never.db'}")
+    features = make_features()
+    with pytest.raises(DatasetError, match="repeated key"):
+        dataset.save(pd.concat([features, features.head(1)]))
+    with pytest.raises(DatasetError, match="lack key columns"):
+        dataset.save(features.drop(columns="date"))
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_concurrent_saves_leave_no_duplicate_and_no_error(db_url):
+    features = make_features(tickers=tuple(f"T{i:02d}.NS" for i in range(20)), days=50)
+    changed = features.assign(close=features["close"] + 0.5, high=features["high"] + 0.5)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def save(frame: pd.DataFrame) -> None:
+        dataset = make_dataset(db_url)
+        barrier.wait()
+        try:
+            dataset.save(frame)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=save, args=(frame,)) for frame in (features, changed)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert query(
+        db_url, "SELECT count(*), count(DISTINCT ticker || '|' || date) FROM stock_features"
+    )[0] == (len(features), len(features))
+
+
+def test_generic_key_upserts_model_health_alerts(db_url):
+    alerts = pd.DataFrame(
+        {
+            "ticker": ["AAA.NS", "AAA.NS"],
+            "feature": ["rsi_14", "macd"],
+            "as_of": pd.to_datetime(["2024-03-01", "2024-03-01"]),
+            "p_value": [0.01, 0.02],
+            "statistic": [0.5, 0.4],
+            "alpha": 0.05,
+            "baseline_sample_size": 60,
+            "current_sample_size": 7,
+            "method": "ks",
+            "drift": True,
+        }
+    )
+    dataset = SQLUpsertDataset(
+        table="model_health_alerts", keys=["ticker", "feature", "as_of"], url=db_url
+    )
+    dataset.save(alerts)
+    dataset.save(alerts.assign(p_value=[0.01, 0.03]))
+
+    stored = dataset.load()
+    assert len(stored) == 2
+    assert stored.set_index("feature")["p_value"].to_dict() == {"macd": 0.03, "rsi_14": 0.01}
+
+
+def test_unreachable_database_fails_clearly_without_the_password(caplog):
+    dataset = make_dataset(
+        "postgresql+psycopg2://analyst:s3cr3t-pw@127.0.0.1:1/warehouse",
+        connect_attempts=2,
+        retry_wait=0.01,
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(DatasetError) as error:
+        dataset.save(make_features())
+
+    message = str(error.value)
+    assert "Cannot reach database 'warehouse' on host 127.0.0.1:1" in message
+    assert "after 2 attempts" in message
+    assert "attempt 1 of 2" in caplog.text
+    assert "s3cr3t-pw" not in message + caplog.text + repr(dataset)

@@ -1,0 +1,205 @@
+"""Indicators follow TA-Lib, stay inside their ticker, and drop the warm-up."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from stock_pipeline.pipelines.features import create_pipeline
+from stock_pipeline.pipelines.features.indicators import IndicatorConfigError, build_indicators
+from stock_pipeline.pipelines.features.nodes import compute_features_node
+
+SEED_INDICATORS = [
+    {"name": "daily_return"},
+    {"name": "sma", "timeperiod": 20},
+    {"name": "sma", "timeperiod": 50},
+    {"name": "rsi", "timeperiod": 14},
+    {"name": "macd", "fastperiod": 12, "slowperiod": 26, "signalperiod": 9},
+    {"name": "volatility", "timeperiod": 20},
+]
+PARAMS = {"price_column": "close", "drop_warmup": True, "indicators": SEED_INDICATORS}
+CONTRACT = [
+    "ticker",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adj_close",
+    "volume",
+    "daily_return",
+    "sma_20",
+    "sma_50",
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "volatility",
+]
+
+
+def prices(ticker: str = "AAA.NS", sessions: int = 200, seed: int = 1) -> pd.DataFrame:
+    """A random-walk OHLCV series on business days."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.015, sessions)))
+    open_ = np.r_[close[0], close[:-1]]
+    return pd.DataFrame(
+        {
+            "ticker": ticker,
+            "date": pd.bdate_range("2022-01-03", periods=sessions),
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.01,
+            "low": np.minimum(open_, close) * 0.99,
+            "close": close,
+            "adj_close": close * 0.95,
+            "volume": rng.integers(1_000, 10_000, sessions),
+        }
+    )
+
+
+def test_contract_columns_in_order_and_sorted():
+    frame = pd.concat([prices("BBB.NS", seed=2), prices("AAA.NS")]).sample(frac=1, random_state=0)
+    features = compute_features_node(frame, PARAMS)
+    assert list(features.columns) == CONTRACT
+    assert features[["ticker", "date"]].equals(
+        features[["ticker", "date"]].sort_values(["ticker", "date"], ignore_index=True)
+    )
+    assert not features.isna().any().any()
+
+
+def test_values_equal_talib_and_pandas_definitions():
+    frame = prices()
+    features = compute_features_node(frame, PARAMS | {"drop_warmup": False})
+    close = frame["close"].to_numpy()
+    np.testing.assert_allclose(features["sma_20"], talib.SMA(close, 20), equal_nan=True)
+    np.testing.assert_allclose(features["rsi_14"], talib.RSI(close, 14), equal_nan=True)
+    macd, signal, hist = talib.MACD(close, 12, 26, 9)
+    np.testing.assert_allclose(features["macd"], macd, equal_nan=True)
+    np.testing.assert_allclose(features["macd_signal"], signal, equal_nan=True)
+    np.testing.assert_allclose(features["macd_hist"], hist, equal_nan=True)
+    returns = frame["close"].pct_change()
+    np.testing.assert_allclose(features["daily_return"], returns, equal_nan=True)
+    np.testing.assert_allclose(
+        features["volatility"], returns.rolling(20).std(ddof=1), rtol=1e-7, equal_nan=True
+    )
+
+
+def test_hand_computed_values():
+    close = np.array([10, 11, 12, 11, 13], dtype=float)
+    frame = pd.DataFrame(
+        {
+            "ticker": "T",
+            "date": pd.bdate_range("2024-01-01", periods=5),
+            "open": close,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "adj_close": close,
+            "volume": 1,
+        }
+    )
+    specs = [
+        {"name": "daily_return"},
+        {"name": "sma", "timeperiod": 3},
+        {"name": "rsi", "timeperiod": 2},
+        {"name": "volatility", "timeperiod": 3},
+    ]
+    features = compute_features_node(frame, {"indicators": specs, "drop_warmup": False})
+    assert features["sma_3"].tolist()[2:] == pytest.approx([11.0, 34 / 3, 12.0])
+    assert features["daily_return"].iloc[1] == pytest.approx(0.1)
+    # Wilder RSI(2), seeded by the average of the first two changes (+1, +1): gains 1, losses 0.
+    # Next change -1: avg gain (1*1+0)/2 = 0.5, avg loss (0+1)/2 = 0.5 -> RSI 50.
+    assert features["rsi_2"].iloc[2] == pytest.approx(100.0)
+    assert features["rsi_2"].iloc[3] == pytest.approx(50.0)
+    window = np.array([1 / 10, 1 / 11, -1 / 12])
+    assert features["volatility"].iloc[3] == pytest.approx(np.std(window, ddof=1))
+
+
+def test_warmup_rows_are_dropped_per_ticker():
+    features = compute_features_node(pd.concat([prices("A"), prices("B", sessions=120)]), PARAMS)
+    assert features.groupby("ticker").size().to_dict() == {"A": 200 - 49, "B": 120 - 49}
+
+
+def test_a_ticker_does_not_change_when_others_are_added():
+    alone = compute_features_node(prices("AAA.NS"), PARAMS)
+    together = compute_features_node(
+        pd.concat([prices("AAA.NS"), prices("BBB.NS", seed=9)]), PARAMS
+    )
+    pd.testing.assert_frame_equal(
+        alone, together[together["ticker"] == "AAA.NS"].reset_index(drop=True)
+    )
+
+
+def test_flat_series_gives_finite_values():
+    frame = prices().assign(open=50.0, high=50.0, low=50.0, close=50.0, adj_close=50.0)
+    features = compute_features_node(frame, PARAMS)
+    assert np.isfinite(features.drop(columns=["ticker", "date"]).to_numpy(float)).all()
+    assert (features["daily_return"] == 0).all()
+    assert (features["volatility"].abs() < 1e-12).all()
+    assert features["sma_50"].eq(50.0).all()
+
+
+def test_series_shorter_than_the_warmup_yields_no_rows():
+    features = compute_features_node(
+        pd.concat([prices("SHORT", sessions=30), prices("LONG")]), PARAMS
+    )
+    assert set(features["ticker"]) == {"LONG"}
+
+
+def test_adj_close_option_scales_every_price_input():
+    frame = prices()
+    on_adjusted = compute_features_node(frame, PARAMS | {"price_column": "adj_close"})
+    on_close = compute_features_node(frame, PARAMS)
+    np.testing.assert_allclose(on_adjusted["sma_20"], on_close["sma_20"] * 0.95)
+    np.testing.assert_allclose(on_adjusted["rsi_14"], on_close["rsi_14"])
+
+
+def test_any_talib_function_by_name():
+    frame = prices()
+    specs = [
+        {"talib": "ADX", "timeperiod": 14},
+        {"talib": "AROON", "timeperiod": 10},
+        {"name": "bbands", "timeperiod": 20, "nbdevup": 2, "nbdevdn": 2},
+    ]
+    features = compute_features_node(frame, {"indicators": specs, "drop_warmup": False})
+    high, low, close = (frame[c].to_numpy(float) for c in ("high", "low", "close"))
+    np.testing.assert_allclose(features["adx_14"], talib.ADX(high, low, close, 14), equal_nan=True)
+    down, up = talib.AROON(high, low, 10)
+    np.testing.assert_allclose(features["aroon_10_aroondown"], down, equal_nan=True)
+    np.testing.assert_allclose(features["aroon_10_aroonup"], up, equal_nan=True)
+    upper, _, _ = talib.BBANDS(close, 20, 2.0, 2.0)
+    np.testing.assert_allclose(features["bb_upper_20"], upper, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"talib": "NOPE"}, "unknown TA-Lib function"),
+        ({"name": "sma", "window": 3}, "unknown parameter"),
+        ({"name": "rsi", "timeperiod": "fast"}, "bad parameters"),
+        ({"name": "wavelet"}, "unknown indicator"),
+        ({"name": "volatility", "timeperiod": 1}, "timeperiod >= 2"),
+    ],
+)
+def test_bad_configuration_fails_before_computing(spec: dict, message: str):
+    with pytest.raises(IndicatorConfigError, match=message):
+        build_indicators([spec])
+
+
+def test_duplicate_columns_are_rejected():
+    with pytest.raises(IndicatorConfigError, match="same column"):
+        build_indicators([{"name": "sma", "timeperiod": 5}, {"talib": "SMA", "timeperiod": 5}])
+
+
+def test_pipeline_runs_on_an_in_memory_catalog():
+    catalog = DataCatalog(
+        {
+            "prices": MemoryDataset(prices()),
+            "params:features": MemoryDataset(PARAMS),
+            "features": MemoryDataset(),
+        }
+    )
+    SequentialRunner().run(create_pipeline(), catalog)
+    assert len(catalog.load("features")) == 151

@@ -1,0 +1,84 @@
+"""The CSV source reads both yfinance layouts as text and fails clearly on bad files."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stock_pipeline.sources import CSVSource, NoDataError, SourceError, build_source
+from stock_pipeline.sources.base import BRONZE_COLUMNS
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "csv"
+
+
+@pytest.fixture
+def csv_dir(tmp_path: Path) -> Path:
+    """A folder with one classic and one three-line-header file."""
+    shutil.copy(FIXTURES / "TCS_classic.csv", tmp_path / "TCS.NS.csv")
+    shutil.copy(FIXTURES / "INFY_multiheader.csv", tmp_path / "INFY.NS.csv")
+    return tmp_path
+
+
+def test_classic_header_keeps_values_as_written(csv_dir: Path):
+    frame = CSVSource(csv_dir).fetch(
+        "TCS.NS", pd.Timestamp("2024-01-01"), pd.Timestamp("2024-12-31")
+    )
+    original = pd.read_csv(csv_dir / "TCS.NS.csv", dtype=str)
+    assert list(frame.columns) == BRONZE_COLUMNS
+    assert frame["close"].tolist() == original["Close"].tolist()
+    assert frame["adj_close"].tolist() == original["Adj Close"].tolist()
+
+
+def test_multiheader_any_order_without_adj_close(csv_dir: Path):
+    frame = CSVSource(csv_dir).fetch(
+        "INFY.NS", pd.Timestamp("2026-03-01"), pd.Timestamp("2026-12-31")
+    )
+    original = pd.read_csv(
+        csv_dir / "INFY.NS.csv", skiprows=[1, 2], dtype=str, keep_default_na=False
+    )
+    assert frame["date"].tolist() == original["Price"].tolist()
+    assert frame["open"].tolist() == original["Open"].tolist()
+    assert (frame["adj_close"] == frame["close"]).all()
+    assert frame.iloc[-1]["close"] == ""  # the partial bar survives for cleaning to quarantine
+
+
+def test_window_filters_rows(csv_dir: Path):
+    frame = CSVSource(csv_dir).fetch(
+        "TCS.NS", pd.Timestamp("2024-02-01"), pd.Timestamp("2024-02-29")
+    )
+    dates = pd.to_datetime(frame["date"])
+    assert dates.min() >= pd.Timestamp("2024-02-01")
+    assert dates.max() <= pd.Timestamp("2024-02-29")
+    assert len(frame) > 15
+
+
+def test_unknown_ticker_is_no_data(csv_dir: Path):
+    with pytest.raises(NoDataError, match="no file"):
+        CSVSource(csv_dir).fetch("NOPE.NS", pd.Timestamp("2024-01-01"), pd.Timestamp("2024-12-31"))
+
+
+def test_window_without_rows_is_no_data(csv_dir: Path):
+    with pytest.raises(NoDataError, match="no rows"):
+        CSVSource(csv_dir).fetch("TCS.NS", pd.Timestamp("2010-01-01"), pd.Timestamp("2010-12-31"))
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "message"),
+    [
+        (b"", NoDataError, "empty file"),
+        (bytes(range(256)) * 8, SourceError, "TCS.NS.csv"),
+        (b"Date,Open,Close\n2024-01-01,1,2\n", SourceError, "lacks columns"),
+        (b"a,b\n1,2,3,4\n5\n", SourceError, "TCS.NS.csv"),
+    ],
+    ids=["empty", "random-bytes", "missing-columns", "ragged"],
+)
+def test_bad_files_raise_clear_errors(tmp_path: Path, content: bytes, error: type, message: str):
+    (tmp_path / "TCS.NS.csv").write_bytes(content)
+    with pytest.raises(error, match=message):
+        CSVSource(tmp_path).fetch("TCS.NS", pd.Timestamp("2024-01-01"), pd.Timestamp("2024-12-31"))
+
+
+def test_build_source_rejects_unknown_name():
+    with pytest.raises(ValueError, match=r"ingestion\.source must be one of"):
+        build_source({"source": "bloomberg"})

@@ -1,0 +1,365 @@
+"""YFinanceSource through the real yfinance and curl_cffi code, answered by a local Yahoo stub."""
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pandas as pd
+import pytest
+import yfinance as yf
+from curl_cffi import requests as curl_requests
+from yfinance.data import YfData
+
+from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError
+from stock_pipeline.sources.yfinance_source import (
+    YF_COLUMNS,
+    RetrySettings,
+    YahooSession,
+    YFinanceSource,
+    _final_bars,
+    _to_bronze,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo"
+AAPL_SPLIT = FIXTURES / "chart-AAPL-2020-08-31-to-2020-11-07.body.json"
+MSFT_DIVIDENDS = FIXTURES / "historical-via-chart-MSFT-dividends-2021-02-01-to-2022-01-31.body.json"
+AAPL_WEEKEND = (
+    FIXTURES / "chart-AAPL-2025-02-01-to-2025-02-02-includePrePost-false-interval-1m.body.json"
+)
+NOT_FOUND = FIXTURES / "chart-WSKT.JK-2020-01-01-to-2020-01-03.404.body.json"
+WSU_NSE = FIXTURES / "chart-WSU.NS-2023-08-04-to-2023-08-09.derived.body.json"
+
+CHART_PATH = "/v8/finance/chart/"
+RATE_LIMITED = (429, b"Too Many Requests\r\n")
+SERVER_DOWN = (503, b"<html><body>Service Unavailable</body></html>")
+NO_JITTER = RetrySettings(jitter_seconds=0.0)  # the default backoff: 1 s, then 2 s
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+MSFT_WINDOW = (date(2021, 2, 1), date(2022, 1, 28))
+
+Answer = tuple[int, bytes]
+
+
+class YahooStub:
+    """Answers chart requests per symbol from a script whose last answer repeats; unknown symbols get 404."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.scripts: dict[str, list[Answer]] = {}
+        self.chart_requests: list[str] = []
+        self._lock = threading.Lock()
+
+    def serve(self, symbol: str, *answers: Answer) -> None:
+        """Answer the symbol's chart requests with these, in order."""
+        self.scripts[symbol] = list(answers)
+
+    def answer(self, path: str) -> Answer:
+        """Status and body for a request path: crumb, chart, or 404 for any other Yahoo page."""
+        parts = urlsplit(path)
+        if parts.path == "/v1/test/getcrumb":
+            return 200, b"stub-crumb"
+        if not parts.path.startswith(CHART_PATH):
+            return 404, b"{}"
+        symbol = unquote(parts.path.removeprefix(CHART_PATH))
+        with self._lock:
+            self.chart_requests.append(symbol)
+            script = self.scripts.get(symbol, [(404, NOT_FOUND.read_bytes())])
+            return script.pop(0) if len(script) > 1 else script[0]
+
+
+class _StubHandler(BaseHTTPRequestHandler):
+    """Serves the current YahooStub's answers."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        """Send the scripted answer."""
+        status, body = self.server.stub.answer(self.path)  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        """Keep the test output quiet."""
+
+
+class LocalYahooSession(YahooSession):
+    """The source's session with every Yahoo host replaced by the local stub."""
+
+    def __init__(self, base_url: str):
+        super().__init__()
+        self.base_url = base_url
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> curl_requests.Response:
+        """Send the request to the same path and query on the stub."""
+        parts = urlsplit(url)
+        query = f"?{parts.query}" if parts.query else ""
+        return super().request(method, f"{self.base_url}{parts.path}{query}", *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThreadingHTTPServer]:
+    """A local HTTP server on a free port, in a daemon thread."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def fresh_yfinance(tmp_path: Path) -> None:
+    """yfinance forgets what earlier tests taught it: timezones and cookies on disk, memoized answers."""
+    yf.set_tz_cache_location(str(tmp_path))
+    YfData.cache_get.cache_clear()  # yfinance memoizes answers for past windows per process
+
+
+@pytest.fixture
+def stub(server: ThreadingHTTPServer, fresh_yfinance: None) -> YahooStub:
+    """A fresh script on the server."""
+    server.stub = YahooStub(f"http://127.0.0.1:{server.server_port}")  # type: ignore[attr-defined]
+    return server.stub  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The waits the source asked for, instead of sleeping."""
+    return []
+
+
+def _source(
+    base_url: str,
+    sleeps: list[float],
+    retry: RetrySettings = NO_JITTER,
+    interval: str = "1d",
+    now: datetime = NOW,
+) -> YFinanceSource:
+    """A source talking to base_url that records its waits instead of sleeping."""
+    return YFinanceSource(
+        interval=interval,
+        retry=retry,
+        timeout_seconds=5,
+        session=LocalYahooSession(base_url),
+        now=lambda: now,
+        sleep=sleeps.append,
+    )
+
+
+@pytest.fixture
+def source(stub: YahooStub, sleeps: list[float]) -> YFinanceSource:
+    """A daily source talking to the stub."""
+    return _source(stub.base_url, sleeps)
+
+
+def _chart(path: Path) -> dict[str, Any]:
+    """The chart result of a recorded body."""
+    return json.loads(path.read_bytes())["chart"]["result"][0]
+
+
+def _exchange_dates(chart: dict[str, Any], epochs: list[int]) -> list[pd.Timestamp]:
+    """Epoch seconds as naive dates in the chart's exchange timezone."""
+    stamps = pd.to_datetime(epochs, unit="s", utc=True)
+    local = stamps.tz_convert(chart["meta"]["exchangeTimezoneName"]).tz_localize(None)
+    return list(local.normalize())
+
+
+def _floats(values: list[float | None]) -> np.ndarray:
+    """A recorded JSON array as floats, null as NaN."""
+    return np.asarray(values, dtype="float64")
+
+
+def test_split_keeps_raw_and_adjusted_close_and_the_ratio(
+    source: YFinanceSource, stub: YahooStub
+) -> None:
+    stub.serve("AAPL", (200, AAPL_SPLIT.read_bytes()))
+    chart = _chart(AAPL_SPLIT)
+    quote = chart["indicators"]["quote"][0]
+
+    bars = source.fetch("AAPL", date(2020, 8, 31), date(2020, 11, 6))
+
+    assert list(bars.columns) == BRONZE_COLUMNS
+    assert bars["date"].tolist() == _exchange_dates(chart, chart["timestamp"])
+    np.testing.assert_allclose(bars["open"], _floats(quote["open"]))
+    np.testing.assert_allclose(bars["close"], _floats(quote["close"]))
+    np.testing.assert_allclose(
+        bars["adj_close"], _floats(chart["indicators"]["adjclose"][0]["adjclose"])
+    )
+    np.testing.assert_array_equal(bars["volume"], quote["volume"])
+    (split,) = chart["events"]["splits"].values()
+    split_rows = bars[bars["stock_splits"] != 0]
+    assert split_rows["date"].tolist() == _exchange_dates(chart, [split["date"]])
+    assert split_rows["stock_splits"].tolist() == [split["numerator"] / split["denominator"]]
+
+
+def test_dividends_land_on_their_ex_dates(source: YFinanceSource, stub: YahooStub) -> None:
+    stub.serve("MSFT", (200, MSFT_DIVIDENDS.read_bytes()))
+    chart = _chart(MSFT_DIVIDENDS)
+    events = list(chart["events"]["dividends"].values())
+
+    bars = source.fetch("MSFT", *MSFT_WINDOW)
+
+    paid = bars[bars["dividends"] != 0]
+    assert paid["date"].tolist() == _exchange_dates(chart, [event["date"] for event in events])
+    assert paid["dividends"].tolist() == [event["amount"] for event in events]
+    assert (bars["stock_splits"] == 0).all()
+    assert (bars["adj_close"] < bars["close"]).iloc[0]
+
+
+def test_nse_bars_are_dated_by_their_kolkata_session(
+    source: YFinanceSource, stub: YahooStub
+) -> None:
+    stub.serve("WSU.NS", (200, WSU_NSE.read_bytes()))
+    chart = _chart(WSU_NSE)
+
+    bars = source.fetch("WSU.NS", date(2023, 8, 4), date(2023, 8, 8))
+
+    kolkata = pd.to_datetime(chart["timestamp"], unit="s", utc=True).tz_convert("Asia/Kolkata")
+    assert bars["date"].tolist() == list(kolkata.tz_localize(None).normalize())
+    assert bars["date"].dtype == "datetime64[ns]"
+    assert bars[["open", "high", "low", "close", "adj_close"]].dtypes.eq("float64").all()
+    np.testing.assert_allclose(bars["close"], _floats(chart["indicators"]["quote"][0]["close"]))
+
+
+@pytest.mark.parametrize(
+    ("now", "last_date"),
+    [
+        (datetime(2023, 8, 8, 6, 0, tzinfo=UTC), date(2023, 8, 7)),
+        (datetime(2023, 8, 8, 10, 30, tzinfo=UTC), date(2023, 8, 8)),
+    ],
+    ids=["session-open", "session-closed"],
+)
+def test_todays_bar_waits_for_the_nse_close(
+    stub: YahooStub, sleeps: list[float], now: datetime, last_date: date
+) -> None:
+    stub.serve("WSU.NS", (200, WSU_NSE.read_bytes()))
+    source = _source(stub.base_url, sleeps, now=now)
+
+    bars = source.fetch("WSU.NS", date(2023, 8, 4), date(2023, 8, 8))
+
+    assert bars["date"].max() == pd.Timestamp(last_date)
+
+
+def test_empty_weekend_answer_is_no_data(stub: YahooStub, sleeps: list[float]) -> None:
+    stub.serve("AAPL", (200, AAPL_WEEKEND.read_bytes()))
+    source = _source(stub.base_url, sleeps, interval="5m")
+
+    with pytest.raises(NoDataError, match="AAPL"):
+        source.fetch("AAPL", date(2025, 2, 1), date(2025, 2, 2))
+    assert sleeps == []
+
+
+def test_unknown_symbol_404_is_no_data_and_not_retried(
+    source: YFinanceSource, stub: YahooStub, sleeps: list[float]
+) -> None:
+    stub.serve("WSKT.JK", (404, NOT_FOUND.read_bytes()))
+
+    with pytest.raises(NoDataError, match=r"WSKT\.JK"):
+        source.fetch("WSKT.JK", date(2020, 1, 1), date(2020, 1, 2))
+    assert "WSKT.JK" in stub.chart_requests
+    assert sleeps == []
+
+
+def test_rate_limit_is_retried_until_yahoo_answers(
+    source: YFinanceSource,
+    stub: YahooStub,
+    sleeps: list[float],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stub.serve("MSFT", RATE_LIMITED, RATE_LIMITED, (200, MSFT_DIVIDENDS.read_bytes()))
+
+    bars = source.fetch("MSFT", *MSFT_WINDOW)
+
+    assert len(bars) == len(_chart(MSFT_DIVIDENDS)["timestamp"])
+    assert sleeps == [1.0]
+    assert "MSFT: attempt 1/3 failed (YFRateLimitError" in caplog.text
+
+
+def test_server_error_is_retried(
+    source: YFinanceSource, stub: YahooStub, sleeps: list[float]
+) -> None:
+    stub.serve("MSFT", SERVER_DOWN, (200, MSFT_DIVIDENDS.read_bytes()))
+
+    bars = source.fetch("MSFT", *MSFT_WINDOW)
+
+    assert len(bars) == len(_chart(MSFT_DIVIDENDS)["timestamp"])
+    assert sleeps == [1.0]
+
+
+def test_endless_rate_limit_gives_up_with_backoff_from_parameters(
+    stub: YahooStub, sleeps: list[float]
+) -> None:
+    stub.serve("MSFT", RATE_LIMITED)
+    retry = RetrySettings(
+        attempts=4, initial_wait_seconds=2.0, max_wait_seconds=5.0, jitter_seconds=0.5
+    )
+    source = _source(stub.base_url, sleeps, retry=retry)
+
+    with pytest.raises(SourceError, match=r"MSFT: .* after 4 attempts: YFRateLimitError") as raised:
+        source.fetch("MSFT", *MSFT_WINDOW)
+
+    assert not isinstance(raised.value, NoDataError)
+    assert len(sleeps) == 3
+    for wait, backoff in zip(sleeps, [2.0, 4.0, 5.0], strict=True):
+        assert backoff <= wait <= backoff + 0.5
+
+
+@pytest.mark.usefixtures("fresh_yfinance")
+def test_unreachable_yahoo_gives_up_after_the_attempts(sleeps: list[float]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    source = _source(f"http://127.0.0.1:{closed_port}", sleeps)
+
+    with pytest.raises(SourceError, match=r"MSFT: .* after 3 attempts: ConnectionError"):
+        source.fetch("MSFT", *MSFT_WINDOW)
+    assert sleeps == [1.0, 2.0]
+
+
+def test_intraday_bars_keep_exchange_time_and_drop_the_unfinished_bar() -> None:
+    index = pd.DatetimeIndex(
+        ["2024-06-04 09:15", "2024-06-04 09:20", "2024-06-04 09:25"], tz="Asia/Kolkata"
+    )
+    history = pd.DataFrame({column: [1.0, 2.0, 3.0] for column in YF_COLUMNS}, index=index)
+    now = datetime(2024, 6, 4, 3, 57, tzinfo=UTC)  # 09:27 in Kolkata: the 09:25 bar is still open
+
+    bars = _to_bronze(_final_bars(history, "5m", now), "5m")
+
+    assert bars["date"].tolist() == [
+        pd.Timestamp("2024-06-04 09:15"),
+        pd.Timestamp("2024-06-04 09:20"),
+    ]
+    assert list(bars.columns) == BRONZE_COLUMNS
+
+
+def test_from_params_reads_the_ingestion_settings() -> None:
+    params = {
+        "source": "yfinance",
+        "interval": "15m",
+        "retry": {
+            "attempts": 5,
+            "initial_wait_seconds": 0.5,
+            "max_wait_seconds": 10.0,
+            "jitter_seconds": 0.25,
+        },
+        "timeout_seconds": 12,
+    }
+
+    source = YFinanceSource.from_params(params)
+
+    assert source.interval == "15m"
+    assert source.retry == RetrySettings(5, 0.5, 10.0, 0.25)
+    assert source.timeout_seconds == 12.0
+
+
+def test_unknown_interval_is_rejected() -> None:
+    with pytest.raises(ValueError, match="1h"):
+        YFinanceSource.from_params({"interval": "1h"})

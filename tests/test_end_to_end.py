@@ -1,0 +1,109 @@
+"""End to end: `kedro run` on the sample environment in a temporary copy of the project."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.e2e
+
+COPIED = ["conf", "notebooks", "data/sample", "pyproject.toml", ".telemetry"]
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """The project's configuration, notebooks, sample and code in a fresh folder."""
+    for item in COPIED:
+        origin = source / item
+        if origin.is_dir():
+            shutil.copytree(origin, target / item, ignore=shutil.ignore_patterns("local"))
+        else:
+            shutil.copy(origin, target / item)
+    (target / "conf" / "local").mkdir(exist_ok=True)
+    shutil.copytree(source / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def kedro(project: Path, *args: str, db_url: str | None = None) -> subprocess.CompletedProcess:
+    """Run the kedro CLI in the project copy; fail the test with its output when it fails."""
+    env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true", "PYTHONUNBUFFERED": "1"}
+    env.pop("STOCK_PIPELINE_DB_URL", None)
+    if db_url:
+        env["STOCK_PIPELINE_DB_URL"] = db_url
+    result = subprocess.run(
+        [KEDRO, *args],
+        check=False,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def daily_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One daily run of the sample environment on the embedded SQLite database."""
+    project = copy_project(project_root, tmp_path_factory.mktemp("project"))
+    kedro(project, "run", "--pipeline=daily", "--env=sample")
+    return project
+
+
+def test_daily_run_writes_every_layer(daily_run: Path):
+    raw_files = sorted(p.name for p in (daily_run / "data/01_raw/prices").glob("*.csv"))
+    assert len(raw_files) == 8
+    prices = pd.read_parquet(daily_run / "data/03_primary/prices.parquet")
+    features = pd.read_parquet(daily_run / "data/04_feature/features.parquet")
+    assert prices.groupby("ticker").size().min() > 400
+    assert len(features) == len(prices) - 8 * 49
+    assert not features[["sma_50", "rsi_14", "macd_signal", "volatility"]].isna().any().any()
+    quality = json.loads((daily_run / "data/08_reporting/quality/quality_report.json").read_text())
+    assert quality["summary"]["tickers_ok"] == 8
+    quarantine = pd.read_parquet(daily_run / "data/02_intermediate/quarantine.parquet")
+    assert set(quarantine["rule"]) == {"non_trading_day"}  # the Muhurat sessions
+    drift = pd.read_parquet(daily_run / "data/08_reporting/drift/drift_results.parquet")
+    assert set(drift["ticker"]) == set(features["ticker"])
+    reports = {p.name for p in (daily_run / "data/08_reporting/reports").glob("*.html")}
+    assert {"quality_report.html", "drift_report.html"} <= reports
+
+
+def test_daily_run_fills_the_embedded_database(daily_run: Path):
+    engine = create_engine(f"sqlite:///{daily_run / 'data/stock_pipeline.db'}")
+    features = pd.read_parquet(daily_run / "data/04_feature/features.parquet")
+    with engine.connect() as connection:
+        rows = connection.execute(text("select count(*) from stock_features")).scalar_one()
+        latest = connection.execute(text("select count(*) from latest_stock_data")).scalar_one()
+    assert rows == len(features)
+    assert latest == 8
+
+
+def test_stages_run_alone_and_a_rerun_adds_nothing(daily_run: Path):
+    engine = create_engine(f"sqlite:///{daily_run / 'data/stock_pipeline.db'}")
+    with engine.connect() as connection:
+        before = connection.execute(
+            text("select max(updated_at), count(*) from stock_features")
+        ).one()
+    kedro(daily_run, "run", "--pipelines=features,persistence,drift", "--env=sample")
+    with engine.connect() as connection:
+        after = connection.execute(
+            text("select max(updated_at), count(*) from stock_features")
+        ).one()
+    assert tuple(after) == tuple(before)
+
+
+def test_daily_run_against_postgresql(daily_run: Path, pg_url: str):
+    kedro(daily_run, "run", "--pipelines=persistence,drift", "--env=sample", db_url=pg_url)
+    features = pd.read_parquet(daily_run / "data/04_feature/features.parquet")
+    engine = create_engine(pg_url)
+    with engine.connect() as connection:
+        rows = connection.execute(text("select count(*) from stock_features")).scalar_one()
+    engine.dispose()
+    assert rows == len(features)

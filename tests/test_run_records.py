@@ -1,0 +1,157 @@
+"""RunRecordHooks: every run leaves a JSON record and a pipeline_runs row, even when it fails."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from kedro.framework.hooks.manager import _create_hook_manager
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline, node
+from kedro.runner import SequentialRunner
+
+from stock_pipeline.run_records import RunRecordHooks, mask_secrets, pipeline_runs, ticker_outcomes
+
+REPORT = {
+    "tickers": {
+        "INFY.NS": {"status": "refreshed", "reason": None},
+        "TCS.NS": {"status": "unchanged", "reason": None},
+        "BAD.NS": {"status": "failed", "reason": "empty file"},
+    }
+}
+
+
+def ingest(tickers: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Three rows per ticker and an ingestion report."""
+    return pd.DataFrame({"ticker": [t for t in tickers for _ in range(3)]}), REPORT
+
+
+def clean(prices: pd.DataFrame) -> pd.DataFrame:
+    """Drop the first row."""
+    return prices.iloc[1:]
+
+
+def explode(prices: pd.DataFrame) -> pd.DataFrame:
+    """Fail with a message that holds a database password."""
+    raise RuntimeError("cannot reach postgresql://writer:hunter2@db.example/prod")
+
+
+def run(tmp_path: Path, nodes: list, hooks: RunRecordHooks) -> None:
+    """Run the nodes with the hooks as `kedro run` would: pipeline hooks around the runner."""
+    manager = _create_hook_manager()
+    manager.register(hooks)
+    catalog = DataCatalog({"tickers": MemoryDataset(["INFY.NS", "TCS.NS"])})
+    pipeline = Pipeline(nodes)
+    params = {
+        "run_id": "2026-11-25T18.00.00.000Z",
+        "project_path": tmp_path.as_posix(),
+        "env": "sample",
+        "pipeline_names": ["daily"],
+    }
+    manager.hook.before_pipeline_run(run_params=params, pipeline=pipeline, catalog=catalog)
+    try:
+        result = SequentialRunner().run(pipeline, catalog, manager, run_id=params["run_id"])
+    except Exception as error:
+        manager.hook.on_pipeline_error(
+            error=error, run_params=params, pipeline=pipeline, catalog=catalog
+        )
+        raise
+    manager.hook.after_pipeline_run(
+        run_params=params, run_result=result, pipeline=pipeline, catalog=catalog
+    )
+
+
+def stored_rows(url: str) -> list[dict[str, Any]]:
+    """Every row of pipeline_runs."""
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        rows = [dict(r) for r in connection.execute(sa.select(pipeline_runs)).mappings()]
+    engine.dispose()
+    return rows
+
+
+def record_file(tmp_path: Path) -> dict[str, Any]:
+    """The run's JSON record."""
+    return json.loads(
+        (tmp_path / "data/08_reporting/runs/2026-11-25T18.00.00.000Z.json").read_text()
+    )
+
+
+NODES = [
+    node(ingest, "tickers", ["raw", "ingestion_report"], name="ingest_node"),
+    node(clean, "raw", "clean", name="clean_node"),
+]
+
+
+def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
+    url = "sqlite:///data/runs.db"
+    run(tmp_path, NODES, RunRecordHooks(db_url=url))
+    record = record_file(tmp_path)
+    assert record["status"] == "success"
+    assert record["pipeline"] == "daily"
+    assert record["env"] == "sample"
+    assert record["nodes"]["ingest_node"]["rows_out"] == 6
+    assert record["nodes"]["clean_node"] | {"duration_seconds": None} == {
+        "status": "success",
+        "duration_seconds": None,
+        "rows_in": 6,
+        "rows_out": 5,
+    }
+    assert record["nodes"]["clean_node"]["duration_seconds"] >= 0
+    assert record["tickers"] == {"ok": ["INFY.NS", "TCS.NS"], "failed": {"BAD.NS": "empty file"}}
+    assert (record["rows_in"], record["rows_out"], record["node_count"]) == (6, 11, 2)
+    assert record["finished_at"] >= record["started_at"]
+    [row] = stored_rows(f"sqlite:///{tmp_path}/data/runs.db")
+    assert row["run_id"] == "2026-11-25T18.00.00.000Z"
+    assert (row["status"], row["tickers_ok"], row["tickers_failed"]) == ("success", 2, 1)
+    assert row["rows_out"] == 11
+    assert row["record"]["nodes"]["clean_node"]["rows_out"] == 5
+
+
+def test_a_failed_run_is_recorded_with_a_masked_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/runs.db"
+    failing = [*NODES, node(explode, "clean", "boom", name="explode_node")]
+    with pytest.raises(RuntimeError):
+        run(tmp_path, failing, RunRecordHooks(db_url=url))
+    record = record_file(tmp_path)
+    assert record["status"] == "failed"
+    assert record["nodes"]["explode_node"]["status"] == "failed"
+    assert "hunter2" not in json.dumps(record)
+    assert "writer:***@" in record["error"]
+    [row] = stored_rows(url)
+    assert row["status"] == "failed"
+    assert "hunter2" not in row["error"]
+
+
+def test_an_unreachable_database_still_leaves_the_json(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = "postgresql+psycopg2://writer:hunter2@127.0.0.1:1/none"
+    run(tmp_path, NODES, RunRecordHooks(db_url=url))
+    assert record_file(tmp_path)["status"] == "success"
+    assert "Could not store the run record" in caplog.text
+    assert "hunter2" not in caplog.text
+
+
+def test_ticker_outcomes_tolerate_odd_reports() -> None:
+    assert ticker_outcomes(None) == {"ok": [], "failed": {}}
+    assert ticker_outcomes({"tickers": {"A.NS": "ok", "B.NS": {"status": "failed"}}}) == {
+        "ok": [],
+        "failed": {"B.NS": "unknown"},
+    }
+
+
+def test_mask_secrets() -> None:
+    assert mask_secrets("x postgresql://u:p%40ss@h/db y") == "x postgresql://u:***@h/db y"
+    assert mask_secrets("sqlite:///data/x.db") == "sqlite:///data/x.db"
+
+
+@pytest.mark.postgres
+def test_records_go_to_postgresql(tmp_path: Path, pg_url: str) -> None:
+    run(tmp_path, NODES, RunRecordHooks(db_url=pg_url))
+    [row] = stored_rows(pg_url)
+    assert row["status"] == "success"
+    assert row["started_at"].tzinfo is not None
+    assert row["record"]["tickers"]["failed"] == {"BAD.NS": "empty file"}
