@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import RUN_CONTEXT, simulated_features
 from scipy import stats
 
 from stock_pipeline.datasets import SQLUpsertDataset
@@ -16,6 +15,7 @@ from stock_pipeline.pipelines.drift.nodes import (
     recommend_retraining_node,
     request_retraining_node,
 )
+from tests.pipelines.drift.simulation import RUN_CONTEXT, simulated_features
 
 
 def flagged_share(results: pd.DataFrame) -> float:

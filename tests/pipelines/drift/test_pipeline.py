@@ -1,10 +1,10 @@
 """The drift and baseline pipelines run with SequentialRunner on an in-memory catalog."""
 
-from conftest import RUN_CONTEXT, simulated_features
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from stock_pipeline.pipelines.drift import create_baseline_pipeline, create_pipeline
+from tests.pipelines.drift.simulation import RUN_CONTEXT, simulated_features
 
 
 def make_catalog(features, params, drift_baseline=None) -> DataCatalog:
