@@ -7,6 +7,7 @@ from stock_pipeline.pipelines import (
     drift,
     features,
     ingestion,
+    intraday,
     persistence,
     reporting,
 )
@@ -22,10 +23,12 @@ STAGES = {
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every stage by name, `daily` (all of them in order, also `__default__`) and `baseline`."""
+    """Every stage by name, `daily` (all of them in order, also `__default__`), `baseline` and
+    `intraday` (the stages at 5m/15m bars into their own datasets; not part of daily)."""
     pipelines = {name: module.create_pipeline() for name, module in STAGES.items()}
     daily = sum(pipelines.values(), Pipeline([]))
     pipelines["daily"] = daily
     pipelines["__default__"] = daily
     pipelines["baseline"] = drift.create_baseline_pipeline()
+    pipelines["intraday"] = intraday.create_pipeline()
     return pipelines

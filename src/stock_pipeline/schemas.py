@@ -1,5 +1,6 @@
 """pandera schemas of the silver, primary and gold layers, attached in the catalog with `validator:`."""
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -28,8 +29,12 @@ class PricesSchema(pa.DataFrameModel):
     @classmethod
     def ohlc_consistent(cls, frame: pd.DataFrame) -> pd.Series:
         """High is the bar's maximum and low its minimum."""
-        return (frame["high"] >= frame[["open", "close", "low"]].max(axis=1)) & (
-            frame["low"] <= frame[["open", "close"]].min(axis=1)
+        open_, high, low, close = (
+            frame[name].to_numpy() for name in ("open", "high", "low", "close")
+        )
+        body_top, body_bottom = np.maximum(open_, close), np.minimum(open_, close)
+        return pd.Series(
+            (high >= body_top) & (high >= low) & (low <= body_bottom), index=frame.index
         )
 
 
@@ -51,3 +56,19 @@ class FeaturesSchema(PricesSchema):
     macd_signal: Series[float] = pa.Field(nullable=True, required=False)
     macd_hist: Series[float] = pa.Field(nullable=True, required=False)
     volatility: Series[float] = pa.Field(ge=0, nullable=True, required=False)
+
+    class Config:
+        unique = None  # implied by the stricter, linear-time ordering check below
+
+    @pa.dataframe_check(
+        name="ordered_by_ticker_then_date",
+        error="rows sorted by ticker then date, one row per (ticker, date)",
+    )
+    @classmethod
+    def ordered_by_ticker_then_date(cls, frame: pd.DataFrame) -> pd.Series:
+        """Each row comes after the previous one: a later ticker, or the same ticker and a later date."""
+        tickers, dates = frame["ticker"].array, frame["date"].to_numpy()
+        same_ticker = np.asarray(tickers[1:] == tickers[:-1], dtype=bool)
+        later_ticker = np.asarray(tickers[1:] > tickers[:-1], dtype=bool)
+        in_order = later_ticker | (same_ticker & (dates[1:] > dates[:-1]))
+        return pd.Series(np.r_[True, in_order], index=frame.index)

@@ -4,8 +4,9 @@ from kedro.config import OmegaConfigLoader
 
 from stock_pipeline.db import database_url
 from stock_pipeline.hooks import RunContextHooks
+from stock_pipeline.run_records import RunRecordHooks
 
-HOOKS = (RunContextHooks(),)
+HOOKS = (RunContextHooks(), RunRecordHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,4 +1,8 @@
-"""NSE trading sessions from pandas_market_calendars (XNSE): which days are sessions, which have closed."""
+"""NSE trading sessions from pandas_market_calendars (XNSE): which days are sessions, which have closed.
+
+Bar times are exchange wall-clock time: naive timestamps read as Asia/Kolkata (IST), the way the
+bronze, silver and gold files store them. Daily bars are dated at midnight of their session.
+"""
 
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -16,6 +20,19 @@ def _schedule() -> pd.DataFrame:
     return mcal.get_calendar(NSE_CALENDAR).schedule("2000-01-01", "2030-12-31")
 
 
+@lru_cache(maxsize=1)
+def _local_hours() -> pd.DataFrame:
+    """Each session's open and close as naive Asia/Kolkata wall-clock times."""
+    return _schedule().apply(lambda column: column.dt.tz_convert(NSE_TIMEZONE).dt.tz_localize(None))
+
+
+def exchange_time(moment: datetime | str) -> pd.Timestamp:
+    """A moment as naive Asia/Kolkata wall-clock time (naive input is read as UTC)."""
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp
+    return stamp.tz_convert(NSE_TIMEZONE).tz_localize(None)
+
+
 def nse_sessions(start: date | str, end: date | str) -> pd.DatetimeIndex:
     """NSE session dates (naive, midnight) from start to end inclusive."""
     sessions = _schedule().index
@@ -25,6 +42,15 @@ def nse_sessions(start: date | str, end: date | str) -> pd.DatetimeIndex:
 def is_session(dates: pd.Series) -> pd.Series:
     """True where a date is an NSE session."""
     return dates.dt.normalize().isin(_schedule().index)
+
+
+def within_session_hours(stamps: pd.Series) -> pd.Series:
+    """True where a bar starts inside its NSE session: at or after the open, before the close (IST)."""
+    days = stamps.dt.normalize()
+    hours = _local_hours()
+    opens = days.map(hours["market_open"])
+    closes = days.map(hours["market_close"])
+    return (stamps >= opens) & (stamps < closes)
 
 
 def last_closed_session(now: datetime | None = None) -> pd.Timestamp:

@@ -2,132 +2,65 @@
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pandas as pd
 import pytest
-import yfinance as yf
-from curl_cffi import requests as curl_requests
-from yfinance.data import YfData
 
 from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError
 from stock_pipeline.sources.yfinance_source import (
     YF_COLUMNS,
     RetrySettings,
-    YahooSession,
     YFinanceSource,
     _final_bars,
     _to_bronze,
 )
+from tests.sources.yahoo_stub import (
+    FIXTURES,
+    NOT_FOUND,
+    LocalYahooSession,
+    YahooStub,
+    install_stub,
+    reset_yfinance,
+    stub_server,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo"
 AAPL_SPLIT = FIXTURES / "chart-AAPL-2020-08-31-to-2020-11-07.body.json"
 MSFT_DIVIDENDS = FIXTURES / "historical-via-chart-MSFT-dividends-2021-02-01-to-2022-01-31.body.json"
 AAPL_WEEKEND = (
     FIXTURES / "chart-AAPL-2025-02-01-to-2025-02-02-includePrePost-false-interval-1m.body.json"
 )
-NOT_FOUND = FIXTURES / "chart-WSKT.JK-2020-01-01-to-2020-01-03.404.body.json"
 WSU_NSE = FIXTURES / "chart-WSU.NS-2023-08-04-to-2023-08-09.derived.body.json"
 
-CHART_PATH = "/v8/finance/chart/"
 RATE_LIMITED = (429, b"Too Many Requests\r\n")
 SERVER_DOWN = (503, b"<html><body>Service Unavailable</body></html>")
 NO_JITTER = RetrySettings(jitter_seconds=0.0)  # the default backoff: 1 s, then 2 s
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 MSFT_WINDOW = (date(2021, 2, 1), date(2022, 1, 28))
 
-Answer = tuple[int, bytes]
-
-
-class YahooStub:
-    """Answers chart requests per symbol from a script whose last answer repeats; unknown symbols get 404."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url
-        self.scripts: dict[str, list[Answer]] = {}
-        self.chart_requests: list[str] = []
-        self._lock = threading.Lock()
-
-    def serve(self, symbol: str, *answers: Answer) -> None:
-        """Answer the symbol's chart requests with these, in order."""
-        self.scripts[symbol] = list(answers)
-
-    def answer(self, path: str) -> Answer:
-        """Status and body for a request path: crumb, chart, or 404 for any other Yahoo page."""
-        parts = urlsplit(path)
-        if parts.path == "/v1/test/getcrumb":
-            return 200, b"stub-crumb"
-        if not parts.path.startswith(CHART_PATH):
-            return 404, b"{}"
-        symbol = unquote(parts.path.removeprefix(CHART_PATH))
-        with self._lock:
-            self.chart_requests.append(symbol)
-            script = self.scripts.get(symbol, [(404, NOT_FOUND.read_bytes())])
-            return script.pop(0) if len(script) > 1 else script[0]
-
-
-class _StubHandler(BaseHTTPRequestHandler):
-    """Serves the current YahooStub's answers."""
-
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        """Send the scripted answer."""
-        status, body = self.server.stub.answer(self.path)  # type: ignore[attr-defined]
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        """Keep the test output quiet."""
-
-
-class LocalYahooSession(YahooSession):
-    """The source's session with every Yahoo host replaced by the local stub."""
-
-    def __init__(self, base_url: str):
-        super().__init__()
-        self.base_url = base_url
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> curl_requests.Response:
-        """Send the request to the same path and query on the stub."""
-        parts = urlsplit(url)
-        query = f"?{parts.query}" if parts.query else ""
-        return super().request(method, f"{self.base_url}{parts.path}{query}", *args, **kwargs)
-
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThreadingHTTPServer]:
     """A local HTTP server on a free port, in a daemon thread."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with stub_server() as httpd:
+        yield httpd
 
 
 @pytest.fixture
 def fresh_yfinance(tmp_path: Path) -> None:
     """yfinance forgets what earlier tests taught it: timezones and cookies on disk, memoized answers."""
-    yf.set_tz_cache_location(str(tmp_path))
-    YfData.cache_get.cache_clear()  # yfinance memoizes answers for past windows per process
+    reset_yfinance(tmp_path)
 
 
 @pytest.fixture
 def stub(server: ThreadingHTTPServer, fresh_yfinance: None) -> YahooStub:
     """A fresh script on the server."""
-    server.stub = YahooStub(f"http://127.0.0.1:{server.server_port}")  # type: ignore[attr-defined]
-    return server.stub  # type: ignore[attr-defined]
+    return install_stub(server)
 
 
 @pytest.fixture

@@ -1,13 +1,24 @@
-"""Kedro datasets that kedro-datasets lacks."""
+"""Kedro datasets that kedro-datasets lacks.
 
-from stock_pipeline.datasets.notebook_report import NotebookReportDataset
-from stock_pipeline.datasets.parquet import MergeParquetDataset
-from stock_pipeline.datasets.partitions import OptionalPartitionedDataset
-from stock_pipeline.datasets.sql_upsert import SQLUpsertDataset
+Each class is imported on first use (PEP 562), so a run that needs only the Parquet datasets does
+not pay for SQLAlchemy or the notebook stack (nbformat, papermill), which take seconds to import.
+"""
 
-__all__ = [
-    "MergeParquetDataset",
-    "NotebookReportDataset",
-    "OptionalPartitionedDataset",
-    "SQLUpsertDataset",
-]
+from importlib import import_module
+from typing import Any
+
+_MODULES = {
+    "MergeParquetDataset": "parquet",
+    "NotebookReportDataset": "notebook_report",
+    "OptionalPartitionedDataset": "partitions",
+    "SQLUpsertDataset": "sql_upsert",
+}
+
+__all__ = sorted(_MODULES)
+
+
+def __getattr__(name: str) -> Any:
+    """The dataset class `name`, imported from its module on first access."""
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_MODULES[name]}"), name)

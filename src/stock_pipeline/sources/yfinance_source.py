@@ -1,4 +1,10 @@
-"""Prices from Yahoo Finance through yfinance: explicit settings, retries, exchange-dated bars."""
+"""Prices from Yahoo Finance through yfinance: explicit settings, retries, exchange-dated bars.
+
+Daily bars are dated by their NSE session (midnight); 5m/15m bars by their start time. Both are
+naive Asia/Kolkata wall-clock time. Only final bars are returned: a daily bar once its session
+has closed, an intraday bar once its interval (plus `bar_settle_seconds`) is over, never the bar in
+progress nor the live snapshot row Yahoo appends while the market is open.
+"""
 
 import logging
 import time
@@ -22,7 +28,7 @@ from tenacity import (
 from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
 from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError
-from stock_pipeline.trading_calendar import last_closed_session
+from stock_pipeline.trading_calendar import exchange_time, last_closed_session
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +46,7 @@ YF_COLUMNS = {
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_NOT_FOUND = 404
 HTTP_SERVER_ERROR = 500
+INTRADAY_HISTORY_DAYS = 60  # Yahoo serves 5m and 15m bars of the last 60 days only
 
 
 @dataclass(frozen=True)
@@ -102,11 +109,25 @@ def _as_source_error(ticker: str, start: date, end: date, error: Exception) -> S
     return NoDataError(f"{ticker}: no data from Yahoo for {start} to {end}: {reason}")
 
 
-def _final_bars(history: pd.DataFrame, interval: str, now: datetime) -> pd.DataFrame:
-    """Only bars that can no longer change: closed NSE sessions, or intraday bars already over."""
+def _final_bars(
+    history: pd.DataFrame, interval: str, now: datetime, settle: pd.Timedelta | None = None
+) -> pd.DataFrame:
+    """Only bars that can no longer change: closed NSE sessions, or intraday bars already over.
+
+    An intraday row off the interval grid (09:37:12 among 5m bars) is Yahoo's live snapshot of the
+    bar in progress, never a finished bar, so it is dropped whatever its time.
+    """
     if interval == "1d":
         return history[history.index.tz_localize(None) <= last_closed_session(now)]
-    return history[history.index + pd.Timedelta(interval) <= pd.Timestamp(now)]
+    step = pd.Timedelta(interval)
+    on_grid = history.index == history.index.floor(step)
+    over = history.index + step + (settle or pd.Timedelta(0)) <= pd.Timestamp(now)
+    return history[on_grid & over]
+
+
+def earliest_intraday_start(now: datetime) -> date:
+    """The first day Yahoo still serves 5m/15m bars for: INTRADAY_HISTORY_DAYS back, counting today."""
+    return (exchange_time(now) - pd.Timedelta(days=INTRADAY_HISTORY_DAYS - 1)).date()
 
 
 def _to_bronze(history: pd.DataFrame, interval: str) -> pd.DataFrame:
@@ -127,6 +148,7 @@ class YFinanceSource:
         interval: str = "1d",
         retry: RetrySettings | None = None,
         timeout_seconds: float = 30.0,
+        bar_settle_seconds: float = 0.0,
         *,
         session: curl_requests.Session | None = None,
         now: Callable[[], datetime] | None = None,
@@ -137,6 +159,7 @@ class YFinanceSource:
         self.interval = interval
         self.retry = retry or RetrySettings()
         self.timeout_seconds = timeout_seconds
+        self.bar_settle = pd.Timedelta(seconds=bar_settle_seconds)
         self._session = session or YahooSession(impersonate="chrome")
         self._now = now or (lambda: datetime.now(UTC))
         self._sleep = sleep
@@ -151,19 +174,40 @@ class YFinanceSource:
         session: curl_requests.Session | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> "YFinanceSource":
-        """A source configured from the `ingestion:` parameters (interval, retry, timeout_seconds)."""
+        """A source configured from the `ingestion:` parameters (interval, retry, timeouts)."""
         return cls(
             interval=params.get("interval", "1d"),
             retry=RetrySettings(**(params.get("retry") or {})),
             timeout_seconds=float(params.get("timeout_seconds", 30.0)),
+            bar_settle_seconds=float(params.get("bar_settle_seconds", 0.0)),
             session=session,
             now=now,
         )
 
+    def earliest_start(self, now: datetime) -> date | None:
+        """The first day Yahoo serves this interval for at `now`; None when it has no limit (1d)."""
+        return None if self.interval == "1d" else earliest_intraday_start(now)
+
     def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """Final bars from start to end inclusive with BRONZE_COLUMNS, sorted by date."""
+        now = self._now()
+        earliest = self.earliest_start(now)
+        if earliest and start < earliest:
+            logger.warning(
+                "%s: Yahoo serves %s bars of the last %d days only; starting at %s instead of %s",
+                ticker,
+                self.interval,
+                INTRADAY_HISTORY_DAYS,
+                earliest,
+                start,
+            )
+            start = earliest
+        if end < start:
+            raise NoDataError(f"{ticker}: the window {start} to {end} is empty")
         history = self._history_with_retries(ticker, start, end)
-        final = history if history.empty else _final_bars(history, self.interval, self._now())
+        final = (
+            history if history.empty else _final_bars(history, self.interval, now, self.bar_settle)
+        )
         if final.empty:
             raise NoDataError(
                 f"{ticker}: Yahoo has no finished {self.interval} bars from {start} to {end}"

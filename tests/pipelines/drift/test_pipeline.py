@@ -7,6 +7,13 @@ from stock_pipeline.pipelines.drift import create_baseline_pipeline, create_pipe
 from tests.pipelines.drift.simulation import RUN_CONTEXT, simulated_features
 
 
+class KeptMemoryDataset(MemoryDataset):
+    """A MemoryDataset the runner cannot release, so the test can read an intermediate output."""
+
+    def _release(self) -> None:
+        pass
+
+
 def make_catalog(features, params, drift_baseline=None) -> DataCatalog:
     return DataCatalog(
         {
@@ -14,8 +21,8 @@ def make_catalog(features, params, drift_baseline=None) -> DataCatalog:
             "drift_baseline": MemoryDataset(drift_baseline or {}),
             "params:drift": MemoryDataset(params),
             "run_context": MemoryDataset(RUN_CONTEXT),
-            "drift_results": MemoryDataset(),
-            "drift_recommendations": MemoryDataset(),
+            "drift_results": KeptMemoryDataset(),
+            "drift_recommendations": KeptMemoryDataset(),
             "retrain_request": MemoryDataset(),
             "model_health_alerts": MemoryDataset(),
         }

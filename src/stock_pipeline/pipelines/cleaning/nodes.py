@@ -15,7 +15,7 @@ from stock_pipeline.pipelines.cleaning.quality import (
     ticker_report,
 )
 from stock_pipeline.sources.base import BRONZE_COLUMNS
-from stock_pipeline.trading_calendar import expected_last_session
+from stock_pipeline.trading_calendar import exchange_time, expected_last_session
 
 logger = logging.getLogger(__name__)
 
@@ -75,22 +75,34 @@ def _describe(mask: pd.Series, message: str) -> pd.Series:
 
 
 def _reject_before_fill(
-    raw: pd.DataFrame, parsed: pd.DataFrame, run_day: pd.Timestamp, params: dict[str, Any]
+    raw: pd.DataFrame, parsed: pd.DataFrame, run_time: pd.Timestamp, params: dict[str, Any]
 ) -> pd.DataFrame:
-    """Rules decidable on a row alone, in order: unparsable, empty, future, non-session, duplicate."""
+    """Rules decidable on a row alone, in order: unparsable, empty, future, non-session, off-hours
+    (intraday bars), duplicate. `run_time` is the run's start in naive Asia/Kolkata time."""
+    run_day = run_time.normalize()
     checks = [
         ("unparsable_value", rules.unparsable_value(raw, parsed)),
         ("empty_prices", _describe(rules.empty_prices(raw), "open, high, low and close are empty")),
         (
             "future_date",
             _describe(
-                rules.future_date(parsed, run_day), f"date after the run day {run_day.date()}"
+                rules.future_date(parsed, run_day, run_time),
+                f"date after the run day {run_day.date()} (or bar after the run's time)",
             ),
         ),
     ]
     if params["check_trading_days"]:
         checks.append(
             ("non_trading_day", _describe(rules.non_trading_day(parsed), "not an NSE session"))
+        )
+        checks.append(
+            (
+                "outside_session_hours",
+                _describe(
+                    rules.outside_session_hours(parsed),
+                    "intraday bar outside the session's hours (09:15 to 15:30 IST)",
+                ),
+            )
         )
     verdicts = _first_reasons(checks, parsed.index)
     survivors = verdicts["rule"].isna()
@@ -177,13 +189,8 @@ def validate_prices_node(
     """Clean prices with flags (silver) and every rejected row with its rule and reason."""
     raw = raw.reset_index(drop=True)
     parsed = rules.parse_numbers(raw)
-    run_day = (
-        pd.Timestamp(run_context["started_at"])
-        .tz_convert("Asia/Kolkata")
-        .tz_localize(None)
-        .normalize()
-    )
-    first = _reject_before_fill(raw, parsed, run_day, params)
+    run_time = exchange_time(run_context["started_at"])
+    first = _reject_before_fill(raw, parsed, run_time, params)
     kept = _forward_fill(parsed[first["rule"].isna()], params["ffill_limit"])
     second = _reject_after_fill(kept, params["ffill_limit"])
     flagged = _flag_anomalies(kept[second["rule"].isna()], params)
@@ -234,7 +241,7 @@ def report_quality_node(
             tickers[ticker] = failed_ticker(reason)
             continue
         ticker_clean = clean_by_ticker.get(ticker, clean.iloc[:0])
-        last = ticker_clean["date"].max() if len(ticker_clean) else None
+        last = ticker_clean["date"].max().normalize() if len(ticker_clean) else None
         freshness = freshness_section(last, expected, now, params["freshness_threshold_hours"])
         rejected = rejected_by_ticker.get(ticker, rejected_rows.iloc[:0])
         tickers[ticker] = ticker_report(raw_by_ticker[ticker], ticker_clean, rejected, freshness)

@@ -1,9 +1,14 @@
-"""Named row rules of the silver layer: each marks the rows it rejects and says why."""
+"""Named row rules of the silver layer: each marks the rows it rejects and says why.
+
+Rows are daily bars (dated at midnight) or intraday bars (stamped with their start time); both are
+naive Asia/Kolkata wall-clock time. Session rules use the date part; intraday bars must also start
+within the session's hours.
+"""
 
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.trading_calendar import is_session
+from stock_pipeline.trading_calendar import is_session, within_session_hours
 
 NUMBER_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume"]
 PRICE_COLUMNS = ["open", "high", "low", "close", "adj_close"]
@@ -42,9 +47,21 @@ def empty_prices(raw: pd.DataFrame) -> pd.Series:
     return pd.concat([_text_blank(raw, column) for column in OHLC], axis=1).all(axis=1)
 
 
-def future_date(parsed: pd.DataFrame, run_day: pd.Timestamp) -> pd.Series:
-    """Rows dated after the day of the run."""
-    return parsed["date"].dt.normalize() > run_day
+def has_time_of_day(parsed: pd.DataFrame) -> pd.Series:
+    """True for the rows of tickers holding intraday bars (any of their times is not midnight)."""
+    dates = parsed["date"]
+    timed = dates.notna() & (dates != dates.dt.normalize())
+    return timed.groupby(parsed["ticker"]).transform("any").astype(bool)
+
+
+def future_date(
+    parsed: pd.DataFrame, run_day: pd.Timestamp, run_time: pd.Timestamp | None = None
+) -> pd.Series:
+    """Rows dated after the day of the run; intraday bars starting after the run's time."""
+    future = parsed["date"].dt.normalize() > run_day
+    if run_time is None:
+        return future
+    return future | (has_time_of_day(parsed) & (parsed["date"] > run_time))
 
 
 def non_trading_day(parsed: pd.DataFrame) -> pd.Series:
@@ -52,8 +69,17 @@ def non_trading_day(parsed: pd.DataFrame) -> pd.Series:
     return parsed["date"].notna() & ~is_session(parsed["date"])
 
 
+def outside_session_hours(parsed: pd.DataFrame) -> pd.Series:
+    """Intraday bars that do not start within their session's hours (09:15 to 15:30 IST)."""
+    return (
+        has_time_of_day(parsed)
+        & parsed["date"].notna()
+        & ~within_session_hours(parsed["date"])
+    )
+
+
 def duplicate_date(parsed: pd.DataFrame) -> pd.Series:
-    """Every row but the last fetched one of a (ticker, date)."""
+    """Every row but the last fetched one of a (ticker, date), or of a (ticker, bar time)."""
     return parsed.duplicated(subset=["ticker", "date"], keep="last")
 
 

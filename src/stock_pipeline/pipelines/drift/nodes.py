@@ -269,6 +269,39 @@ def _frozen_baseline(
     return frozen() if callable(frozen) else frozen
 
 
+def drift_windows(
+    features: pd.DataFrame,
+    feature: str,
+    params: dict[str, Any],
+    frozen: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The values a method tests for one feature as of `drift.as_of`, per ticker and window.
+
+    Columns ticker, date, value, window (`baseline` or `current`): the raw values for `ks`, the
+    stationary transform of `drift.transforms` for `calibrated`; the baseline is the frozen one
+    when `frozen` is given, else the `baseline_window` sessions before the current window.
+    """
+    baseline_window, current_window = params["baseline_window"], params["current_window"]
+    how = "level"
+    if params["method"] == "calibrated":
+        how = params.get("transforms", {}).get(feature, "level")
+    history = _history(features, _as_of(features, params))
+    back = (history["_end"] - history["_pos"]).to_numpy()
+    limit = current_window if frozen is not None else current_window + baseline_window
+    window = np.where(back < current_window, "current", "baseline")
+    windows = history[["ticker", "date"]].assign(
+        value=_transform(history, feature, how), window=window
+    )[back < limit]
+    if frozen is not None:
+        frozen = frozen.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
+        frozen = frozen.assign(_pos=frozen.groupby("ticker").cumcount().to_numpy())
+        baseline = frozen[["ticker", "date"]].assign(
+            value=_transform(frozen, feature, how), window="baseline"
+        )
+        windows = pd.concat([baseline, windows], ignore_index=True)
+    return windows.dropna(subset=["value"]).sort_values(["ticker", "date"], ignore_index=True)
+
+
 def detect_drift_node(
     features: pd.DataFrame,
     drift_baseline: dict[str, pd.DataFrame],

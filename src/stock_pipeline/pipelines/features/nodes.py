@@ -11,10 +11,28 @@ PRICE_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "adj_close", 
 PRICE_CHOICES = ("close", "adj_close")
 
 
-def _ticker_bounds(tickers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _ticker_changes(prices: pd.DataFrame) -> np.ndarray:
+    """For each row after the first, whether its ticker differs from the previous row's."""
+    tickers = prices["ticker"].array
+    return np.asarray(tickers[1:] != tickers[:-1], dtype=bool)
+
+
+def _ticker_bounds(changes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end row of each ticker's block in a frame sorted by ticker."""
-    starts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]])
-    return starts, np.r_[starts[1:], len(tickers)]
+    starts = np.flatnonzero(np.r_[True, changes])
+    return starts, np.r_[starts[1:], len(changes) + 1]
+
+
+def _sorted_by_ticker_and_date(prices: pd.DataFrame) -> pd.DataFrame:
+    """The prices ordered by ticker then date; already ordered input (the usual case) is not copied."""
+    if prices.empty:
+        return prices
+    changes = _ticker_changes(prices)
+    block_tickers = prices["ticker"].array.take(np.flatnonzero(np.r_[True, changes]))
+    later_date = np.diff(prices["date"].to_numpy()) > np.timedelta64(0)
+    if (later_date | changes).all() and (block_tickers[1:] > block_tickers[:-1]).all():
+        return prices
+    return prices.sort_values(["ticker", "date"], kind="stable", ignore_index=True)
 
 
 def _input_arrays(prices: pd.DataFrame, price_column: str) -> dict[str, np.ndarray]:
@@ -38,8 +56,9 @@ def compute_indicators(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every indicator column over all tickers, and each row's position within its ticker."""
     arrays = _input_arrays(prices, price_column)
-    starts, ends = _ticker_bounds(prices["ticker"].to_numpy())
-    columns = {name: np.full(len(prices), np.nan) for ind in indicators for name in ind.columns}
+    starts, ends = _ticker_bounds(_ticker_changes(prices))
+    # every row of every column is written by its ticker's block below
+    columns = {name: np.empty(len(prices)) for ind in indicators for name in ind.columns}
     for start, end in zip(starts, ends, strict=True):
         block = {name: values[start:end] for name, values in arrays.items()}
         for indicator in indicators:
@@ -52,13 +71,13 @@ def compute_indicators(
 def compute_features_node(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Prices plus configured indicators, per ticker, sorted by ticker then date, warm-up dropped."""
     indicators = build_indicators(params["indicators"])
-    ordered = prices[PRICE_COLUMNS].sort_values(
-        ["ticker", "date"], kind="stable", ignore_index=True
-    )
+    ordered = _sorted_by_ticker_and_date(prices[PRICE_COLUMNS].reset_index(drop=True))
     columns, positions = compute_indicators(
         ordered, indicators, params.get("price_column", "close")
     )
     warmup = max((indicator.lookback for indicator in indicators), default=0)
     keep = positions >= warmup if params.get("drop_warmup", True) else np.ones(len(ordered), bool)
-    indicator_frame = pd.DataFrame({name: values[keep] for name, values in columns.items()})
-    return pd.concat([ordered[keep].reset_index(drop=True), indicator_frame], axis=1)
+    output = {name: ordered[name].array[keep] for name in PRICE_COLUMNS}
+    output["volume"] = ordered["volume"].to_numpy(np.float64)[keep]
+    output.update({name: values[keep] for name, values in columns.items()})
+    return pd.DataFrame(output, copy=False)

@@ -1,4 +1,8 @@
-"""Incremental ingestion into bronze: only the missing sessions, a full refetch after a corporate action."""
+"""Incremental ingestion into bronze: only the missing sessions, a full refetch after a corporate action.
+
+The same nodes serve daily bars (the `ingestion` pipeline, data/01_raw/prices) and 5m/15m bars (the
+`intraday` pipeline, data/01_raw/intraday). Bar times are naive Asia/Kolkata wall-clock time.
+"""
 
 import logging
 from collections.abc import Callable
@@ -6,18 +10,21 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stock_pipeline.progress import run_concurrently
 from stock_pipeline.sources import PriceSource, SourceError, build_source
 from stock_pipeline.sources.base import BRONZE_COLUMNS
-from stock_pipeline.trading_calendar import expected_last_session, sessions_back
+from stock_pipeline.trading_calendar import exchange_time, expected_last_session, sessions_back
 from stock_pipeline.universe import resolve_universe
 
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[], pd.DataFrame]
 COMPARED_COLUMNS = ["open", "high", "low", "close", "adj_close"]
+DAILY_INTERVALS = ("1d",)
+INTRADAY_INTERVALS = ("5m", "15m")
 
 
 class IngestionFailedError(RuntimeError):
@@ -35,10 +42,81 @@ class TickerOutcome:
     data: pd.DataFrame | None = field(default=None, repr=False)
 
 
-def fetch_window(params: dict[str, Any], run_context: dict[str, Any]) -> tuple[date, date]:
-    """First and last session to hold: start_date to end_date, never past the last closed session."""
-    end = expected_last_session(params.get("end_date"), pd.Timestamp(run_context["started_at"]))
-    return pd.Timestamp(params["start_date"]).date(), end.date()
+@dataclass(frozen=True)
+class OverlapChange:
+    """The largest relative price change between stored and refetched bars of the overlap."""
+
+    change: float
+    date: str
+    column: str
+    stored: float
+    fetched: float
+
+    def describe(self) -> str:
+        """`close on 2024-10-28: 2700.00 -> 1350.00 (-50.00%)`."""
+        signed = (self.fetched - self.stored) / abs(self.stored) if self.stored else np.inf
+        return (
+            f"{self.column} on {self.date}: {self.stored:.2f} -> {self.fetched:.2f} "
+            f"({100 * signed:+.2f}%)"
+        )
+
+
+def _checked_settings(params: dict[str, Any], intervals: tuple[str, ...], hint: str) -> dict:
+    """The ingestion parameters, after checking that their interval is one of `intervals`."""
+    interval = params.get("interval", "1d")
+    if interval not in intervals:
+        raise ValueError(
+            f"ingestion.interval is {interval!r}, but this pipeline stores {'/'.join(intervals)} "
+            f"bars only; {hint}"
+        )
+    return params
+
+
+def daily_ingestion_settings_node(params: dict[str, Any]) -> dict[str, Any]:
+    """The ingestion parameters for daily bronze (interval 1d), else a clear error."""
+    return _checked_settings(
+        params,
+        DAILY_INTERVALS,
+        "intraday bars go through `kedro run --pipelines=intraday --params=ingestion.interval=5m`",
+    )
+
+
+def intraday_ingestion_settings_node(params: dict[str, Any]) -> dict[str, Any]:
+    """The ingestion parameters for intraday bronze (interval 5m or 15m), else a clear error."""
+    return _checked_settings(
+        params,
+        INTRADAY_INTERVALS,
+        "run `kedro run --pipelines=intraday --params=ingestion.interval=5m` (or 15m)",
+    )
+
+
+def fetch_window(
+    params: dict[str, Any], run_context: dict[str, Any], earliest: date | None = None
+) -> tuple[date, date]:
+    """First and last day to hold: start_date (not before `earliest`) to end_date, nothing unfinished.
+
+    Daily bars end at the last closed session; intraday bars at today (exchange time), where the
+    source keeps only the bars already over. A start before `earliest` (Yahoo's 60-day limit on
+    5m/15m bars) is moved up to it with a warning.
+    """
+    now = pd.Timestamp(run_context["started_at"])
+    start = pd.Timestamp(params["start_date"]).date()
+    if params.get("interval", "1d") in DAILY_INTERVALS:
+        end = expected_last_session(params.get("end_date"), now).date()
+    else:
+        today = exchange_time(now).date()
+        end_date = params.get("end_date")
+        end = min(pd.Timestamp(end_date).date(), today) if end_date else today
+    if earliest and start < earliest:
+        logger.warning(
+            "ingestion.start_date %s is too far back for %s bars: the source serves them from %s "
+            "only, so the window starts there",
+            start,
+            params["interval"],
+            earliest,
+        )
+        start = earliest
+    return start, end
 
 
 def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
@@ -58,18 +136,73 @@ def _parsed_dates(frame: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(frame["date"], errors="coerce", format="mixed")
 
 
-def overlap_differs(stored: pd.DataFrame, fetched: pd.DataFrame, tolerance: float) -> bool:
-    """True when a session present in both differs in price by more than the relative tolerance."""
+def overlap_change(stored: pd.DataFrame, fetched: pd.DataFrame) -> OverlapChange | None:
+    """The largest relative price change among bars present in both; None when none is."""
     both = stored.merge(fetched, on="date", suffixes=("_stored", "_fetched"))
     if both.empty:
-        return False
-    for column in COMPARED_COLUMNS:
-        old = pd.to_numeric(both[f"{column}_stored"], errors="coerce")
-        new = pd.to_numeric(both[f"{column}_fetched"], errors="coerce")
-        change = ((new - old).abs() / old.abs()).fillna(0.0)
-        if (change > tolerance).any():
-            return True
-    return False
+        return None
+    old = both[[f"{c}_stored" for c in COMPARED_COLUMNS]].apply(pd.to_numeric, errors="coerce")
+    new = both[[f"{c}_fetched" for c in COMPARED_COLUMNS]].apply(pd.to_numeric, errors="coerce")
+    old, new = old.to_numpy(np.float64), new.to_numpy(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.nan_to_num(np.abs(new - old) / np.abs(old), nan=0.0, posinf=np.inf)
+    row, column = np.unravel_index(np.argmax(change), change.shape)
+    return OverlapChange(
+        float(change[row, column]),
+        str(both["date"].iloc[row]),
+        COMPARED_COLUMNS[column],
+        float(old[row, column]),
+        float(new[row, column]),
+    )
+
+
+def overlap_differs(stored: pd.DataFrame, fetched: pd.DataFrame, tolerance: float) -> bool:
+    """True when a bar present in both differs in price by more than the relative tolerance."""
+    change = overlap_change(stored, fetched)
+    return change is not None and change.change > tolerance
+
+
+def bar_spacing(dates: pd.Series) -> str | None:
+    """The interval of stored bars: `1d` when all are at midnight, else the smallest gap within a
+    day (`5m`); None when that cannot be told."""
+    stamps = dates.dropna().sort_values()
+    if stamps.empty:
+        return None
+    if (stamps == stamps.dt.normalize()).all():
+        return "1d"
+    gaps = stamps.diff()[stamps.dt.normalize().duplicated()]
+    gaps = gaps[gaps > pd.Timedelta(0)]
+    return None if gaps.empty else f"{int(gaps.min().total_seconds() // 60)}m"
+
+
+def _refetch(
+    ticker: str,
+    stored: pd.DataFrame,
+    source: PriceSource,
+    window: tuple[date, date],
+    rows_fetched: int,
+    reason: str,
+) -> TickerOutcome:
+    """The whole window fetched again to replace what is stored; logged with its reason."""
+    start, end = window
+    full = to_bronze_text(source.fetch(ticker, start, end))
+    older = int((_parsed_dates(stored) < pd.Timestamp(start)).sum())
+    dropped = (
+        f"; {older} stored bars before {start} were dropped (the source no longer serves them)"
+        if older
+        else ""
+    )
+    logger.warning(
+        "%s: %s; refetched %s to %s: %d rows replace %d stored%s",
+        ticker,
+        reason,
+        start,
+        end,
+        len(full),
+        len(stored),
+        dropped,
+    )
+    return TickerOutcome("refreshed", rows_fetched + len(full), len(full), reason, full)
 
 
 def ingest_ticker(
@@ -81,18 +214,27 @@ def ingest_ticker(
 ) -> TickerOutcome:
     """Fetch what one ticker lacks; refetch its whole history when the overlap shows re-adjusted prices."""
     start, end = window
+    interval = params.get("interval", "1d")
     try:
         stored = stored_loader() if stored_loader else None
         if stored is None or stored.empty or _parsed_dates(stored).isna().all():
             full = to_bronze_text(source.fetch(ticker, start, end))
             return TickerOutcome("created", len(full), len(full), data=full)
+        stored_interval = bar_spacing(_parsed_dates(stored))
+        if stored_interval not in (None, interval):
+            reason = f"stored bars are {stored_interval}, this run asks for {interval}: rewritten"
+            return _refetch(ticker, stored, source, window, 0, reason)
         last_stored = _parsed_dates(stored).max()
         overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
         fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
-        if overlap_differs(stored, fetched, params["refresh_tolerance"]):
-            full = to_bronze_text(source.fetch(ticker, start, end))
-            reason = "prices in the overlap changed: corporate-action refresh"
-            return TickerOutcome("refreshed", len(fetched) + len(full), len(full), reason, full)
+        change = overlap_change(stored, fetched)
+        if change is not None and change.change > params["refresh_tolerance"]:
+            reason = (
+                "prices in the overlap changed: corporate-action refresh "
+                f"(largest change {change.describe()}, tolerance "
+                f"{100 * params['refresh_tolerance']:.3g}%)"
+            )
+            return _refetch(ticker, stored, source, window, len(fetched), reason)
         new_rows = fetched[_parsed_dates(fetched) > last_stored]
         if new_rows.empty:
             return TickerOutcome("unchanged", len(fetched), len(stored))
@@ -111,7 +253,9 @@ def ingest_prices_node(
     """Bronze files that changed in this run, and a report of every ticker's outcome."""
     tickers = resolve_universe(params)
     source = build_source(params)
-    window = fetch_window(params, run_context)
+    limit = getattr(source, "earliest_start", None)
+    earliest = limit(pd.Timestamp(run_context["started_at"]).to_pydatetime()) if limit else None
+    window = fetch_window(params, run_context, earliest)
     outcomes = dict(
         run_concurrently(
             lambda ticker: ingest_ticker(
@@ -124,7 +268,25 @@ def ingest_prices_node(
         )
     )
     changed = {ticker: o.data for ticker, o in outcomes.items() if o.data is not None}
-    return changed, _ingestion_report(tickers, outcomes, params, window, run_context)
+    report = _ingestion_report(tickers, outcomes, params, window, run_context)
+    _log_summary(report)
+    return changed, report
+
+
+def _log_summary(report: dict[str, Any]) -> None:
+    """One line per run: tickers per status, the refreshed ones by name, rows fetched."""
+    entries = report["tickers"]
+    refreshed = [ticker for ticker, entry in entries.items() if entry["status"] == "refreshed"]
+    logger.info(
+        "ingestion of %d tickers (%s bars, %s to %s): %s; %d rows fetched%s",
+        len(entries),
+        report["interval"],
+        report["window"]["start"],
+        report["window"]["end"],
+        ", ".join(f"{count} {status}" for status, count in report["counts"].items()) or "nothing",
+        sum(entry["rows_fetched"] for entry in entries.values()),
+        f"; refreshed (history rewritten): {', '.join(refreshed)}" if refreshed else "",
+    )
 
 
 def _ingestion_report(
