@@ -107,3 +107,14 @@ def test_daily_run_against_postgresql(daily_run: Path, pg_url: str):
         rows = connection.execute(text("select count(*) from stock_features")).scalar_one()
     engine.dispose()
     assert rows == len(features)
+
+
+def test_viz_build_places_every_dataset_in_its_layer(daily_run: Path):
+    result = kedro(daily_run, "viz", "build", "--include-hooks")
+    graph = json.loads((daily_run / "build/api/main").read_text())
+    layers = {node["name"]: node.get("layer") for node in graph["nodes"] if node["type"] == "data"}
+    assert (daily_run / "build/index.html").exists()
+    assert "circular" not in result.stdout + result.stderr
+    assert graph["layers"] == ["raw", "intermediate", "primary", "feature", "reporting"]
+    assert layers["features"] == "feature"
+    assert layers["quarantine"] == "intermediate"

@@ -284,6 +284,7 @@ def test_from_params_reads_the_ingestion_settings() -> None:
             "jitter_seconds": 0.25,
         },
         "timeout_seconds": 12,
+        "bar_settle_seconds": 90,
     }
 
     source = YFinanceSource.from_params(params)
@@ -291,8 +292,119 @@ def test_from_params_reads_the_ingestion_settings() -> None:
     assert source.interval == "15m"
     assert source.retry == RetrySettings(5, 0.5, 10.0, 0.25)
     assert source.timeout_seconds == 12.0
+    assert source.bar_settle == pd.Timedelta(seconds=90)
 
 
 def test_unknown_interval_is_rejected() -> None:
     with pytest.raises(ValueError, match="1h"):
         YFinanceSource.from_params({"interval": "1h"})
+
+
+# Intraday bars: no recorded NSE intraday answer exists, so the stub draws a synthetic NSE market
+# (tests/sources/yahoo_stub.py) for the asked window, the way Yahoo answers at the stub's clock.
+
+IST = "Asia/Kolkata"
+MID_SESSION = pd.Timestamp("2024-06-04 10:37:12", tz=IST).to_pydatetime()
+AFTER_CLOSE = pd.Timestamp("2024-06-04 16:05", tz=IST).to_pydatetime()
+
+
+def _intraday_source(
+    stub: YahooStub, sleeps: list[float], interval: str, now: datetime, settle: float = 60.0
+) -> YFinanceSource:
+    """A source at `now` on the stub's synthetic market, whose clock is set to the same moment."""
+    stub.clock = lambda: now
+    stub.market("TCS.NS")
+    return YFinanceSource(
+        interval=interval,
+        retry=NO_JITTER,
+        timeout_seconds=5,
+        bar_settle_seconds=settle,
+        session=LocalYahooSession(stub.base_url),
+        now=lambda: now,
+        sleep=sleeps.append,
+    )
+
+
+@pytest.mark.parametrize(
+    ("interval", "last_bar", "bars_today"),
+    [("5m", "2024-06-04 10:30", 16), ("15m", "2024-06-04 10:15", 5)],
+)
+def test_intraday_bars_in_exchange_time_without_the_bar_in_progress(
+    stub: YahooStub, sleeps: list[float], interval: str, last_bar: str, bars_today: int
+) -> None:
+    source = _intraday_source(stub, sleeps, interval, MID_SESSION)
+
+    bars = source.fetch("TCS.NS", date(2024, 6, 3), date(2024, 6, 4))
+
+    assert list(bars.columns) == BRONZE_COLUMNS
+    assert bars["date"].dtype == "datetime64[ns]"  # naive: Asia/Kolkata wall-clock time
+    assert bars["date"].iloc[0] == pd.Timestamp("2024-06-03 09:15")
+    assert bars["date"].iloc[-1] == pd.Timestamp(last_bar)
+    assert (bars["date"] == bars["date"].dt.floor(interval.replace("m", "min"))).all()
+    assert (bars["date"].dt.normalize() == pd.Timestamp("2024-06-04")).sum() == bars_today
+    assert bars["date"].is_unique and bars["date"].is_monotonic_increasing
+    np.testing.assert_array_equal(bars["adj_close"], bars["close"])  # Yahoo sends no adjclose
+
+
+def test_a_bar_is_kept_only_once_it_has_settled(stub: YahooStub, sleeps: list[float]) -> None:
+    settled = _intraday_source(stub, sleeps, "5m", MID_SESSION, settle=60.0)
+    unsettled = _intraday_source(stub, sleeps, "5m", MID_SESSION, settle=180.0)
+
+    window = (date(2024, 6, 4), date(2024, 6, 4))
+    assert settled.fetch("TCS.NS", *window)["date"].iloc[-1] == pd.Timestamp("2024-06-04 10:30")
+    assert unsettled.fetch("TCS.NS", *window)["date"].iloc[-1] == pd.Timestamp("2024-06-04 10:25")
+
+
+def test_after_the_close_the_whole_session_is_there(stub: YahooStub, sleeps: list[float]) -> None:
+    source = _intraday_source(stub, sleeps, "15m", AFTER_CLOSE)
+
+    bars = source.fetch("TCS.NS", date(2024, 6, 4), date(2024, 6, 4))
+
+    assert len(bars) == 25  # 09:15 to 15:15: the 15:15 bar ends at the 15:30 close
+    assert bars["date"].iloc[-1] == pd.Timestamp("2024-06-04 15:15")
+
+
+def test_intraday_start_is_clamped_to_yahoos_60_days(
+    stub: YahooStub, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    source = _intraday_source(stub, sleeps, "5m", AFTER_CLOSE)
+
+    bars = source.fetch("TCS.NS", date(2024, 1, 1), date(2024, 6, 4))
+
+    assert source.earliest_start(AFTER_CLOSE) == date(2024, 4, 6)
+    assert "TCS.NS: Yahoo serves 5m bars of the last 60 days only; starting at 2024-04-06" in (
+        caplog.text
+    )
+    assert bars["date"].iloc[0] == pd.Timestamp("2024-04-08 09:15")  # 04-06 is a Saturday
+    asked = pd.Timestamp(int(stub.chart_queries[-1]["period1"]), unit="s", tz="UTC")
+    assert asked.tz_convert(IST) == pd.Timestamp("2024-04-06", tz=IST)
+
+
+def test_yahoo_refuses_an_unclamped_intraday_window(stub: YahooStub, sleeps: list[float]) -> None:
+    source = _intraday_source(stub, sleeps, "5m", AFTER_CLOSE)
+
+    with pytest.raises(NoDataError, match="within the last 60 days"):
+        source._history_with_retries("TCS.NS", date(2024, 1, 1), date(2024, 6, 4))
+    assert sleeps == []
+
+
+def test_intraday_weekend_window_is_no_data(stub: YahooStub, sleeps: list[float]) -> None:
+    source = _intraday_source(stub, sleeps, "5m", AFTER_CLOSE)
+
+    with pytest.raises(NoDataError, match="TCS.NS"):
+        source.fetch("TCS.NS", date(2024, 6, 1), date(2024, 6, 2))
+
+
+def test_live_snapshot_row_is_never_a_bar() -> None:
+    index = pd.DatetimeIndex(
+        ["2024-06-04 15:20", "2024-06-04 15:25", "2024-06-04 15:29:58"], tz="Asia/Kolkata"
+    )
+    history = pd.DataFrame({column: [1.0, 2.0, 3.0] for column in YF_COLUMNS}, index=index)
+    now = datetime(2024, 6, 4, 11, 0, tzinfo=UTC)  # 16:30 in Kolkata, long after the close
+
+    bars = _final_bars(history, "5m", now)
+
+    assert bars.index.tz_localize(None).tolist() == [
+        pd.Timestamp("2024-06-04 15:20"),
+        pd.Timestamp("2024-06-04 15:25"),
+    ]

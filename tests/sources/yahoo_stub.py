@@ -55,7 +55,7 @@ class SyntheticMarket:
     def prices(self, symbol: str, starts: pd.DatetimeIndex, step: pd.Timedelta) -> dict[str, Any]:
         """OHLCV arrays for bars starting at `starts` (UTC)."""
         phase = zlib.crc32(symbol.encode()) % 1000 / 1000 * 2 * math.pi
-        seconds = starts.asi8 // 10**9
+        seconds = starts.as_unit("s").asi8
         span = step.total_seconds()
 
         def level(t: np.ndarray) -> np.ndarray:
@@ -118,7 +118,7 @@ def synthetic_chart(
         ]
         starts = bars[0].append(bars[1:]) if bars else pd.DatetimeIndex([], tz=UTC)
     starts = starts[(starts >= first) & (starts <= last)]
-    stamps = list(starts.asi8 // 10**9)
+    stamps = [int(stamp) for stamp in starts.as_unit("s").asi8]
     prices = market.prices(symbol, starts, step)
     today = sessions[(sessions["market_open"] <= now) & (sessions["market_close"] > now)]
     if interval != "1d" and market.live_snapshot and len(today) and len(starts):

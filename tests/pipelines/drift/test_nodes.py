@@ -10,6 +10,7 @@ from stock_pipeline.pipelines.drift.nodes import (
     RESULT_COLUMNS,
     _benjamini_hochberg,
     build_health_alerts_node,
+    drift_windows,
     detect_drift_node,
     freeze_drift_baseline_node,
     recommend_retraining_node,
@@ -259,3 +260,32 @@ def test_alerts_are_one_row_per_drifted_feature_of_this_run_and_upsert_without_d
     stored = table.load()
     assert len(stored) == 2
     assert stored["detected_at"].notna().all()
+
+
+@pytest.mark.parametrize("method", ["ks", "calibrated"])
+def test_drift_windows_are_the_values_each_method_tests(params, method):
+    features = simulated_features(tickers=2, sessions=150)
+    params = {**params, "method": method}
+
+    windows = drift_windows(features, "sma_20", params)
+
+    assert set(windows["ticker"]) == set(features["ticker"])
+    for ticker, rows in windows.groupby("ticker"):
+        values = features.loc[features["ticker"] == ticker, "sma_20"].to_numpy()
+        if method == "calibrated":  # sma_20 is tested as its one-session log change
+            values = np.diff(np.log(values))
+        assert np.allclose(rows.loc[rows["window"] == "baseline", "value"], values[-67:-7])
+        assert np.allclose(rows.loc[rows["window"] == "current", "value"], values[-7:])
+
+
+def test_drift_windows_take_the_baseline_from_the_frozen_window(params):
+    features = simulated_features(tickers=2, sessions=300)
+    params = {**params, "method": "ks", "frozen_end": "2019-06-28"}
+    frozen = freeze_drift_baseline_node(features, params)["baseline"]
+
+    windows = drift_windows(features, "rsi_14", params, frozen=frozen)
+
+    baseline = windows[windows["window"] == "baseline"]
+    assert baseline["date"].max() == pd.Timestamp("2019-06-28")
+    assert baseline.groupby("ticker").size().eq(60).all()
+    assert windows[windows["window"] == "current"].groupby("ticker").size().eq(7).all()

@@ -1,5 +1,6 @@
 """Incremental ingestion: only missing sessions, refresh on re-adjusted history, failures contained."""
 
+import logging
 from datetime import date
 
 import pandas as pd
@@ -7,8 +8,13 @@ import pytest
 
 from stock_pipeline.pipelines.ingestion.nodes import (
     IngestionFailedError,
+    bar_spacing,
     check_failure_budget_node,
+    daily_ingestion_settings_node,
+    fetch_window,
     ingest_prices_node,
+    intraday_ingestion_settings_node,
+    overlap_change,
     overlap_differs,
     to_bronze_text,
 )
@@ -170,3 +176,145 @@ def test_universe_from_a_file(monkeypatch, tmp_path):
     changed, report = run(MarketSource(), {}, monkeypatch, universe_file=str(universe))
     assert list(report["tickers"]) == ["CCC.NS", "M&M.NS"]
     assert set(changed) == {"CCC.NS", "M&M.NS"}
+
+
+class IntradayMarket(MarketSource):
+    """5m bars over NSE sessions (09:15 to 15:25 IST) up to `until`, served from `earliest` on."""
+
+    def __init__(self, until: str, earliest: date | None = None, scale: float = 1.0):
+        super().__init__(scale=scale)
+        self.until = pd.Timestamp(until)
+        self.earliest = earliest
+
+    def earliest_start(self, now) -> date | None:
+        return self.earliest
+
+    def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:
+        self.calls.append((ticker, start, end))
+        days = nse_sessions(start, end)
+        stamps = pd.DatetimeIndex(
+            [
+                stamp
+                for day in days
+                for stamp in pd.date_range(day + pd.Timedelta("9h15min"), periods=75, freq="5min")
+            ]
+        )
+        stamps = stamps[stamps + pd.Timedelta("5min") <= self.until]
+        close = (100.0 + (stamps - pd.Timestamp("2024-01-01")).total_seconds() / 86400) * self.scale
+        return pd.DataFrame(
+            {
+                "date": stamps,
+                "open": close,
+                "high": close + 1,
+                "low": close - 1,
+                "close": close,
+                "adj_close": close,
+                "volume": 1000,
+                "dividends": 0.0,
+                "stock_splits": 0.0,
+            }
+        )
+
+
+def intraday_run(source, stored, monkeypatch, started_at, **overrides):
+    monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: source)
+    loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in stored.items()}
+    context = {"run_id": "intraday", "started_at": started_at}
+    return ingest_prices_node(loaders, params(interval="5m", **overrides), context)
+
+
+def test_settings_nodes_keep_each_bronze_layer_to_its_intervals():
+    assert daily_ingestion_settings_node(params())["interval"] == "1d"
+    assert intraday_ingestion_settings_node(params(interval="15m"))["interval"] == "15m"
+    with pytest.raises(ValueError, match=r"--pipelines=intraday --params=ingestion.interval=5m"):
+        daily_ingestion_settings_node(params(interval="5m"))
+    with pytest.raises(ValueError, match=r"'1d'.*5m/15m bars only"):
+        intraday_ingestion_settings_node(params())
+
+
+def test_intraday_window_ends_today_and_starts_within_the_source_limit(caplog):
+    context = {"run_id": "t", "started_at": "2024-06-04T05:07:00+00:00"}  # 10:37 IST, session open
+    assert fetch_window(params(), context) == (date(2024, 1, 1), date(2024, 6, 3))
+    with caplog.at_level(logging.WARNING):
+        window = fetch_window(params(interval="5m"), context, earliest=date(2024, 4, 6))
+    assert window == (date(2024, 4, 6), date(2024, 6, 4))
+    assert "start_date 2024-01-01 is too far back for 5m bars" in caplog.text
+    assert fetch_window(params(interval="5m", end_date="2024-05-31"), context)[1] == date(
+        2024, 5, 31
+    )
+
+
+def test_intraday_first_run_then_only_new_bars(monkeypatch):
+    source = IntradayMarket(until="2024-06-04 10:37", earliest=date(2024, 5, 27))
+    first, report = intraday_run(source, {}, monkeypatch, "2024-06-04T05:07:00+00:00")
+    bars = first["AAA.NS"]
+    assert report["window"] == {"start": "2024-05-27", "end": "2024-06-04"}
+    assert bars["date"].iloc[0] == "2024-05-27 09:15:00"
+    assert bars["date"].iloc[-1] == "2024-06-04 10:30:00"
+
+    later = IntradayMarket(until="2024-06-04 15:45", earliest=date(2024, 5, 27))
+    changed, report = intraday_run(later, first, monkeypatch, "2024-06-04T10:15:00+00:00")
+    assert report["tickers"]["AAA.NS"]["status"] == "updated"
+    dates = changed["AAA.NS"]["date"]
+    assert dates.is_unique
+    assert dates.iloc[-1] == "2024-06-04 15:25:00"
+    overlap_start = nse_sessions("2024-05-01", "2024-06-04")[-6].date()
+    assert {call[1] for call in later.calls} == {overlap_start}
+
+
+def test_intraday_refresh_rewrites_and_drops_what_the_source_no_longer_serves(monkeypatch, caplog):
+    first, _ = intraday_run(
+        IntradayMarket(until="2024-06-04 15:45", earliest=date(2024, 5, 27)),
+        {},
+        monkeypatch,
+        "2024-06-04T10:15:00+00:00",
+    )
+    bonus = IntradayMarket(until="2024-06-06 15:45", earliest=date(2024, 5, 29), scale=0.5)
+    with caplog.at_level(logging.WARNING):
+        changed, report = intraday_run(bonus, first, monkeypatch, "2024-06-06T10:15:00+00:00")
+    entry = report["tickers"]["AAA.NS"]
+    assert entry["status"] == "refreshed"
+    assert "corporate-action refresh" in entry["reason"]
+    assert changed["AAA.NS"]["date"].iloc[0] == "2024-05-29 09:15:00"
+    assert "150 stored bars before 2024-05-29 were dropped" in caplog.text
+    assert "corporate-action refresh (largest change low on 2024-05-29" in caplog.text
+
+
+def test_switching_interval_rewrites_the_bronze_file(monkeypatch):
+    first, _ = intraday_run(
+        IntradayMarket(until="2024-06-04 15:45"),
+        {},
+        monkeypatch,
+        "2024-06-04T10:15:00+00:00",
+        start_date="2024-06-03",
+    )
+    monkeypatch.setattr(
+        "stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: MarketSource()
+    )
+    loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in first.items()}
+    context = {"run_id": "daily", "started_at": "2024-06-05T12:00:00+00:00"}
+    changed, report = ingest_prices_node(loaders, params(start_date="2024-06-03"), context)
+    entry = report["tickers"]["AAA.NS"]
+    assert entry["status"] == "refreshed"
+    assert entry["reason"] == "stored bars are 5m, this run asks for 1d: rewritten"
+    assert changed["AAA.NS"]["date"].tolist() == ["2024-06-03", "2024-06-04", "2024-06-05"]
+
+
+def test_bar_spacing_tells_daily_from_intraday():
+    parse = lambda texts: pd.Series(pd.to_datetime(texts))  # noqa: E731
+    assert bar_spacing(parse(["2024-06-03", "2024-06-04"])) == "1d"
+    assert bar_spacing(parse(["2024-06-03 09:15", "2024-06-03 09:30", "2024-06-04 09:15"])) == "15m"
+    assert bar_spacing(parse(["2024-06-03 15:15", "2024-06-04 09:15"])) is None
+
+
+def test_refresh_is_logged_with_the_largest_change(monkeypatch, caplog):
+    first, _ = run(MarketSource(), {}, monkeypatch, end_date="2024-03-15")
+    with caplog.at_level(logging.INFO):
+        _, report = run(MarketSource(scale=0.5), first, monkeypatch)
+    change = overlap_change(
+        first["AAA.NS"],
+        to_bronze_text(MarketSource(0.5).fetch("AAA.NS", date(2024, 3, 8), date(2024, 3, 15))),
+    )
+    assert change.describe() == "low on 2024-03-11: 169.00 -> 84.00 (-50.30%)"
+    assert "AAA.NS: prices in the overlap changed: corporate-action refresh" in caplog.text
+    assert "refreshed (history rewritten): AAA.NS, BBB.NS" in caplog.text
