@@ -82,3 +82,38 @@ def test_bad_files_raise_clear_errors(tmp_path: Path, content: bytes, error: typ
 def test_build_source_rejects_unknown_name():
     with pytest.raises(ValueError, match=r"ingestion\.source must be one of"):
         build_source({"source": "bloomberg"})
+
+
+INTRADAY_CSV = """Price,Close,High,Low,Open,Volume
+Ticker,TCS.NS,TCS.NS,TCS.NS,TCS.NS,TCS.NS
+Datetime,,,,,
+2024-06-03 09:15:00+05:30,3810.5,3822.0,3801.0,3815.0,120345
+2024-06-03 09:20:00+05:30,3812.25,3815.0,3805.5,3810.5,80211
+2024-06-04 03:45:00+00:00,3701.0,3730.0,3690.0,3725.0,150000
+2024-06-05 09:15:00+05:30,3750.0,3760.0,3740.0,3745.0,90000
+"""
+
+
+def test_intraday_csv_times_become_naive_exchange_time(tmp_path: Path):
+    (tmp_path / "TCS.NS.csv").write_text(INTRADAY_CSV)
+    frame = CSVSource(tmp_path).fetch(
+        "TCS.NS", pd.Timestamp("2024-06-03"), pd.Timestamp("2024-06-04")
+    )
+    assert frame["date"].tolist() == [
+        "2024-06-03 09:15:00",
+        "2024-06-03 09:20:00",
+        "2024-06-04 09:15:00",  # written in UTC, read as the Kolkata bar it is
+    ]
+    assert frame["close"].tolist() == ["3810.5", "3812.25", "3701.0"]
+
+
+def test_classic_intraday_header_without_offsets(tmp_path: Path):
+    (tmp_path / "INFY.NS.csv").write_text(
+        "Datetime,Open,High,Low,Close,Adj Close,Volume\n"
+        "2024-06-04 09:15:00,1450,1455,1440,1452,1452,1000\n"
+        "2024-06-04 15:25:00,1460,1462,1458,1461,1461,2000\n"
+    )
+    frame = CSVSource(tmp_path).fetch(
+        "INFY.NS", pd.Timestamp("2024-06-04"), pd.Timestamp("2024-06-04")
+    )
+    assert frame["date"].tolist() == ["2024-06-04 09:15:00", "2024-06-04 15:25:00"]

@@ -43,13 +43,12 @@ Answer = tuple[int, bytes]
 class SyntheticMarket:
     """Deterministic NSE bars: a bar's prices depend on its time only, so windows agree.
 
-    `scale` multiplies every price of bars starting before `scale_before` (all bars when None):
-    a 0.5 there is what Yahoo shows after a 1:1 bonus re-adjusted the history.
+    `scale` multiplies every price: set to 0.5 after a first fetch, it is what Yahoo shows once a
+    1:1 bonus has re-adjusted the whole history (the new bars and the old ones on one scale).
     """
 
     base: float = 1000.0
     scale: float = 1.0
-    scale_before: pd.Timestamp | None = None
     live_snapshot: bool = True
 
     def prices(self, symbol: str, starts: pd.DatetimeIndex, step: pd.Timedelta) -> dict[str, Any]:
@@ -66,11 +65,7 @@ class SyntheticMarket:
 
         open_, close = level(seconds - 0.2 * span), level(seconds + 0.8 * span)
         wiggle = 1 + 0.002 * (1 + np.sin(seconds / 977 + phase))
-        factor = np.ones(len(starts))
-        if self.scale != 1.0:
-            before = self.scale_before or pd.Timestamp.max.tz_localize(UTC)
-            factor = np.where(starts < before, self.scale, 1.0)
-        round2 = lambda values: np.round(values * factor, 2)  # noqa: E731
+        round2 = lambda values: np.round(values * self.scale, 2)  # noqa: E731
         return {
             "open": round2(open_),
             "high": round2(np.maximum(open_, close) * wiggle),
@@ -272,7 +267,7 @@ def stub_server() -> Iterator[ThreadingHTTPServer]:
     """A threaded local HTTP server on a free port; set `.stub` to the YahooStub it serves."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield httpd

@@ -1,4 +1,9 @@
-"""Prices from a folder of yfinance-style CSV files named <TICKER>.csv."""
+"""Prices from a folder of yfinance-style CSV files named <TICKER>.csv.
+
+Daily files have a `Date` column; intraday files (`yf.download(interval="5m")`) a `Datetime` one,
+often with an offset (`2024-06-04 09:15:00+05:30`): such times are rewritten as naive
+Asia/Kolkata wall-clock time, the bronze convention; every other value stays as written.
+"""
 
 import csv
 from datetime import date
@@ -7,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError
+from stock_pipeline.trading_calendar import NSE_TIMEZONE
 
 REQUIRED_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
 
@@ -22,8 +28,18 @@ def _is_multiheader(first_lines: list[list[str]]) -> bool:
         len(first_lines) >= 3
         and first_lines[0][:1] == ["Price"]
         and first_lines[1][:1] == ["Ticker"]
-        and first_lines[2][:1] == ["Date"]
+        and first_lines[2][:1] in (["Date"], ["Datetime"])
     )
+
+
+def _exchange_times(dates: pd.Series) -> pd.Series:
+    """Date text with a UTC offset rewritten as naive Asia/Kolkata time; other text unchanged."""
+    with_offset = dates.str.contains(r"(?:[+-]\d\d:?\d\d|Z)$", regex=True)
+    if not with_offset.any():
+        return dates
+    stamps = pd.to_datetime(dates[with_offset], errors="coerce", utc=True, format="mixed")
+    local = stamps.dt.tz_convert(NSE_TIMEZONE).dt.strftime("%Y-%m-%d %H:%M:%S")
+    return dates.mask(with_offset & stamps.reindex(dates.index).notna(), local)
 
 
 def read_yfinance_csv(path: Path) -> pd.DataFrame:
@@ -42,6 +58,7 @@ def read_yfinance_csv(path: Path) -> pd.DataFrame:
     frame.columns = [_column_name(column) for column in frame.columns]
     if skiprows:
         frame = frame.rename(columns={"price": "date"})
+    frame = frame.rename(columns={"datetime": "date"})
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise SourceError(f"{path.name} lacks columns {missing}; has {list(frame.columns)}")
@@ -50,6 +67,7 @@ def read_yfinance_csv(path: Path) -> pd.DataFrame:
     for optional in ("dividends", "stock_splits"):
         if optional not in frame.columns:
             frame[optional] = ""
+    frame["date"] = _exchange_times(frame["date"])
     return frame[BRONZE_COLUMNS]
 
 
@@ -60,10 +78,11 @@ class CSVSource:
         self.csv_dir = Path(csv_dir)
 
     def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:
-        """Rows from start to end inclusive; rows whose date does not parse are kept for cleaning."""
+        """Rows of the days start to end inclusive (any time of day); rows whose date does not
+        parse are kept for cleaning."""
         frame = read_yfinance_csv(self.csv_dir / f"{ticker}.csv")
-        dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed")
-        in_window = dates.isna() | dates.between(pd.Timestamp(start), pd.Timestamp(end))
+        days = pd.to_datetime(frame["date"], errors="coerce", format="mixed").dt.normalize()
+        in_window = days.isna() | days.between(pd.Timestamp(start), pd.Timestamp(end))
         selected = frame[in_window].reset_index(drop=True)
         if selected.empty:
             raise NoDataError(f"{ticker}: no rows between {start} and {end}")

@@ -10,8 +10,8 @@ from stock_pipeline.pipelines.drift.nodes import (
     RESULT_COLUMNS,
     _benjamini_hochberg,
     build_health_alerts_node,
-    drift_windows,
     detect_drift_node,
+    drift_windows,
     freeze_drift_baseline_node,
     recommend_retraining_node,
     request_retraining_node,
@@ -171,7 +171,9 @@ def test_frozen_baseline_is_the_window_ending_at_frozen_end(params):
 
 def test_frozen_mode_without_a_frozen_baseline_says_what_to_run(params):
     with pytest.raises(ValueError, match="--pipelines=baseline"):
-        detect_drift_node(simulated_features(2, 150), {}, {**params, "baseline": "frozen"}, RUN_CONTEXT)
+        detect_drift_node(
+            simulated_features(2, 150), {}, {**params, "baseline": "frozen"}, RUN_CONTEXT
+        )
 
 
 def drift_rows(run_id: str, drifted: dict[str, list[bool]]) -> pd.DataFrame:

@@ -56,5 +56,10 @@ def test_baseline_pipeline_freezes_what_a_frozen_drift_run_reads(params):
     frozen = catalog.load("drift_baseline")
     SequentialRunner().run(create_pipeline(), make_catalog(features, params, frozen))
 
-    assert create_pipeline().inputs() == {"features", "drift_baseline", "params:drift", "run_context"}
+    assert create_pipeline().inputs() == {
+        "features",
+        "drift_baseline",
+        "params:drift",
+        "run_context",
+    }
     assert frozen["baseline"].groupby("ticker").size().eq(60).all()

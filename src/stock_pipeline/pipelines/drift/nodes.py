@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 RESULT_COLUMNS = [
     "as_of",
@@ -225,7 +224,10 @@ def _ks_feature(
     statistic = np.full(len(current), np.nan)
     p_value = np.full(len(current), np.nan)
     if testable.any():
-        result = stats.ks_2samp(
+        # imported here: scipy.stats takes a second to import and only the ks method needs it
+        from scipy.stats import ks_2samp  # noqa: PLC0415
+
+        result = ks_2samp(
             base_values[testable], current_values[testable], axis=1, nan_policy="omit"
         )
         statistic[testable], p_value[testable] = result.statistic, result.pvalue
