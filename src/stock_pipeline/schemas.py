@@ -1,5 +1,7 @@
 """pandera schemas of the silver, primary and gold layers, attached in the catalog with `validator:`."""
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
@@ -22,6 +24,11 @@ class PricesSchema(pa.DataFrameModel):
         strict = False
         coerce = True
         unique = ["ticker", "date"]  # noqa: RUF012
+
+    @classmethod
+    def validate(cls, check_obj: pd.DataFrame, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """Validate in place: a copy of a multi-million-row frame costs more than every check."""
+        return super().validate(check_obj, *args, **{"inplace": True, **kwargs})
 
     @pa.dataframe_check(
         name="ohlc_consistency", error="high >= max(open, close, low) and low <= min(open, close)"

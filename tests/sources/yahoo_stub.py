@@ -198,6 +198,8 @@ class YahooStub:
         parts = urlsplit(path)
         if parts.path == "/v1/test/getcrumb":
             return 200, b"stub-crumb"
+        if parts.path == "/stub/stats":  # for a stub in another process
+            return 200, json.dumps({"chart_requests": len(self.chart_requests)}).encode()
         if not parts.path.startswith(CHART_PATH):
             return 404, b"{}"
         symbol = unquote(parts.path.removeprefix(CHART_PATH))
@@ -231,6 +233,7 @@ class _StubHandler(BaseHTTPRequestHandler):
     """Serves the server's current YahooStub, after its delay for chart requests."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each keep-alive answer waits ~40 ms for a delayed ACK
 
     def do_GET(self) -> None:
         """Send the stub's answer."""
@@ -285,7 +288,10 @@ def install_stub(httpd: ThreadingHTTPServer, **settings: Any) -> YahooStub:
 def reset_yfinance(cache_dir: Path) -> None:
     """Make yfinance forget what it learnt: timezones and cookies on disk, memoized answers."""
     import yfinance as yf
+    from yfinance import cache
     from yfinance.data import YfData
 
     yf.set_tz_cache_location(str(cache_dir))
+    cache._TzCacheManager._tz_cache = None  # it holds on to the previous folder's database
+    cache._CookieCacheManager._Cookie_cache = None
     YfData.cache_get.cache_clear()  # yfinance memoizes answers for past windows per process

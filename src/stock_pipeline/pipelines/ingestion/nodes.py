@@ -120,15 +120,24 @@ def fetch_window(
 
 
 def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Bronze columns as text: ISO dates, numbers as written, empty string for missing."""
-    text = pd.DataFrame(index=frame.index)
+    """Bronze columns as text: ISO dates (with the time for intraday bars), numbers as written,
+    empty string for missing."""
+    text = {}
     for column in BRONZE_COLUMNS:
-        values = frame[column] if column in frame else pd.Series("", index=frame.index)
+        if column not in frame:
+            text[column] = np.full(len(frame), "", dtype=object)
+            continue
+        values = frame[column]
         if pd.api.types.is_datetime64_any_dtype(values):
-            has_time = (values.dropna() != values.dropna().dt.normalize()).any()
-            values = values.dt.strftime("%Y-%m-%d %H:%M:%S" if has_time else "%Y-%m-%d")
-        text[column] = values.astype(object).where(values.notna(), "").astype(str)
-    return text.reset_index(drop=True)
+            present = values.dropna()
+            has_time = (present != present.dt.normalize()).any()
+            strings = values.dt.strftime("%Y-%m-%d %H:%M:%S" if has_time else "%Y-%m-%d")
+            strings = strings.to_numpy(dtype=object)
+        else:
+            strings = values.to_numpy().astype(str).astype(object)
+        strings[values.isna().to_numpy()] = ""
+        text[column] = strings
+    return pd.DataFrame(text).astype(str)
 
 
 def _parsed_dates(frame: pd.DataFrame) -> pd.Series:
