@@ -46,6 +46,7 @@ def project_copy(target: Path) -> Path:
     """conf/, src/, .telemetry and pyproject of the project in a scratch folder."""
     shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
     (target / "conf" / "local").mkdir(exist_ok=True)
+    (target / "logs").mkdir(exist_ok=True)  # conf/logging.yml writes logs/pipeline.log
     shutil.copytree(PROJECT_ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(PROJECT_ROOT / name, target / name)

@@ -26,6 +26,7 @@ def copy_project(source: Path, target: Path) -> Path:
         else:
             shutil.copy(origin, target / item)
     (target / "conf" / "local").mkdir(exist_ok=True)
+    (target / "logs").mkdir(exist_ok=True)  # conf/logging.yml writes logs/pipeline.log
     shutil.copytree(source / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
     return target
 
@@ -73,6 +74,7 @@ def test_daily_run_writes_every_layer(daily_run: Path):
     assert set(drift["ticker"]) == set(features["ticker"])
     reports = {p.name for p in (daily_run / "data/08_reporting/reports").glob("*.html")}
     assert {"quality_report.html", "drift_report.html"} <= reports
+    assert "ingestion of 8 tickers" in (daily_run / "logs/pipeline.log").read_text()
 
 
 def test_daily_run_fills_the_embedded_database(daily_run: Path):

@@ -18,6 +18,8 @@ REPORT = {
     "tickers": {
         "INFY.NS": {"status": "refreshed", "reason": None},
         "TCS.NS": {"status": "unchanged", "reason": None},
+        "SBIN.NS": {"status": "created", "reason": None},
+        "ITC.NS": {"status": "updated", "reason": None},
         "BAD.NS": {"status": "failed", "reason": "empty file"},
     }
 }
@@ -100,12 +102,15 @@ def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
         "rows_out": 5,
     }
     assert record["nodes"]["clean_node"]["duration_seconds"] >= 0
-    assert record["tickers"] == {"ok": ["INFY.NS", "TCS.NS"], "failed": {"BAD.NS": "empty file"}}
+    assert record["tickers"] == {
+        "ok": ["INFY.NS", "ITC.NS", "SBIN.NS", "TCS.NS"],
+        "failed": {"BAD.NS": "empty file"},
+    }
     assert (record["rows_in"], record["rows_out"], record["node_count"]) == (6, 11, 2)
     assert record["finished_at"] >= record["started_at"]
     [row] = stored_rows(f"sqlite:///{tmp_path}/data/runs.db")
     assert row["run_id"] == "2026-11-25T18.00.00.000Z"
-    assert (row["status"], row["tickers_ok"], row["tickers_failed"]) == ("success", 2, 1)
+    assert (row["status"], row["tickers_ok"], row["tickers_failed"]) == ("success", 4, 1)
     assert row["rows_out"] == 11
     assert row["record"]["nodes"]["clean_node"]["rows_out"] == 5
 

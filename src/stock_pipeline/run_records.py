@@ -2,11 +2,10 @@
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 RUNS_DIR = "data/08_reporting/runs"
 INGESTION_REPORT = "ingestion_report"
-OK_STATUSES = frozenset({"ok", "refreshed", "unchanged"})
+# Ingestion statuses (see pipelines/ingestion): every one but "failed" means the ticker is fine.
+OK_STATUSES = frozenset({"ok", "created", "updated", "refreshed", "unchanged"})
 _SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 metadata = sa.MetaData()
@@ -104,12 +104,15 @@ def resolve_db_url(url: str, project_path: Path) -> str:
 
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to a temporary file next to path, then rename it into place."""
+    """Write JSON to a temporary file next to path (a normal file's mode), then rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        json.dump(payload, stream, indent=2, default=str)
-    Path(temporary).replace(path)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with temporary.open("w", encoding="utf-8") as stream:
+            json.dump(payload, stream, indent=2, default=str)
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def save_run_row(url: str, row: dict[str, Any]) -> None:

@@ -6,11 +6,12 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from kedro.io import DatasetError
 from sqlalchemy import create_engine, text
 
-from stock_pipeline.datasets import SQLUpsertDataset
+from stock_pipeline.datasets import SQLUpsertDataset, sql_upsert
 
 KEY = ["ticker", "date"]
 
@@ -251,3 +252,75 @@ def test_unreachable_database_fails_clearly_without_the_password(caplog):
     assert "after 2 attempts" in message
     assert "attempt 1 of 2" in caplog.text
     assert "s3cr3t-pw" not in message + caplog.text + repr(dataset)
+
+
+KINDS_TABLE = """
+    CREATE TABLE kinds (
+        name varchar(12), day date, note text, x double precision, n bigint, i integer,
+        s smallint, flag boolean, PRIMARY KEY (name, day)
+    )"""
+
+
+def make_kinds(rows: int = 12) -> pd.DataFrame:
+    """Rows covering every type the binary COPY encodes: nulls, unicode, empty text, extremes."""
+    rng = np.random.default_rng(3)
+    names = ["A.NS", "BB.NS", "Ñ€ü.NS", "LONGEST12.NS"]
+    frame = pd.DataFrame(
+        {
+            "name": [names[i % len(names)] for i in range(rows)],
+            "day": pd.date_range("1999-12-30", periods=rows, freq="D"),
+            "note": [["", None, "naïve ✓", "x" * 300][i % 4] for i in range(rows)],
+            "x": rng.normal(size=rows),
+            "n": np.arange(rows, dtype="int64") * 2**40,
+            "i": np.arange(rows, dtype="int64") - 5,
+            "s": np.arange(rows, dtype="int16"),
+            "flag": pd.array([[True, False, None][i % 3] for i in range(rows)], dtype="boolean"),
+        }
+    )
+    frame.loc[1, "x"] = np.nan
+    frame.loc[2, "x"] = np.inf
+    frame.loc[3, "x"] = 1e-308
+    frame.loc[4, "x"] = 0.1 + 0.2
+    return frame
+
+
+def test_binary_copy_round_trips_every_type_it_encodes(pg_url, monkeypatch):
+    execute(pg_url, KINDS_TABLE)
+    dataset = SQLUpsertDataset(table="kinds", keys=["name", "day"], url=pg_url)
+    kinds = make_kinds()
+    encode = sql_upsert._binary_copy
+    payloads: list[bytes | None] = []
+    monkeypatch.setattr(
+        sql_upsert, "_binary_copy", lambda *args: payloads.append(encode(*args)) or payloads[-1]
+    )
+    dataset.save(kinds)
+    binary = dataset.load()
+    assert payloads and None not in payloads
+
+    monkeypatch.setattr(sql_upsert, "MAX_BINARY_LAYOUTS", 0)  # every batch goes as CSV
+    execute(pg_url, "TRUNCATE kinds")
+    dataset.save(kinds)
+    csv = dataset.load()
+
+    pd.testing.assert_frame_equal(binary, csv)
+    expected = kinds.sort_values(["name", "day"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        binary.astype(object).where(binary.notna(), None),
+        expected.astype(object).where(expected.notna(), None),
+        check_dtype=False,
+    )
+
+
+def test_binary_copy_declines_what_it_cannot_encode_exactly():
+    batch = pa.RecordBatch.from_pydict({"v": [1.5, None]})
+    assert sql_upsert._binary_copy(batch, ["numeric"]) is None
+    assert sql_upsert._binary_copy(batch, ["bigint"]) is None  # 1.5 is not an integer
+    assert sql_upsert._binary_copy(batch, ["double precision"]).startswith(b"PGCOPY\n\xff\r\n\0")
+
+
+def test_rows_too_long_for_the_column_fail_the_save(pg_url):
+    execute(pg_url, KINDS_TABLE)
+    dataset = SQLUpsertDataset(table="kinds", keys=["name", "day"], url=pg_url)
+    with pytest.raises(Exception, match="too long"):
+        dataset.save(make_kinds().assign(name="THIRTEEN.CHRS"))
+    assert query(pg_url, "SELECT count(*) FROM kinds") == [(0,)]

@@ -27,6 +27,7 @@ def report_project(
     (project / "src").mkdir()  # the package itself is installed in the virtualenv
     shutil.copytree(project_root / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
     (project / "conf" / "local").mkdir()
+    (project / "logs").mkdir()  # conf/logging.yml writes logs/pipeline.log
     shutil.copytree(project_root / "notebooks", project / "notebooks")
     shutil.copy(project_root / "pyproject.toml", project)
     monkeypatch.chdir(project)

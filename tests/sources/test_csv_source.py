@@ -96,7 +96,7 @@ Datetime,,,,,
 
 def test_intraday_csv_times_become_naive_exchange_time(tmp_path: Path):
     (tmp_path / "TCS.NS.csv").write_text(INTRADAY_CSV)
-    frame = CSVSource(tmp_path).fetch(
+    frame = CSVSource(tmp_path, interval="5m").fetch(
         "TCS.NS", pd.Timestamp("2024-06-03"), pd.Timestamp("2024-06-04")
     )
     assert frame["date"].tolist() == [
@@ -111,9 +111,31 @@ def test_classic_intraday_header_without_offsets(tmp_path: Path):
     (tmp_path / "INFY.NS.csv").write_text(
         "Datetime,Open,High,Low,Close,Adj Close,Volume\n"
         "2024-06-04 09:15:00,1450,1455,1440,1452,1452,1000\n"
+        "2024-06-04 09:20:00,1452,1456,1450,1455,1455,1500\n"
         "2024-06-04 15:25:00,1460,1462,1458,1461,1461,2000\n"
     )
-    frame = CSVSource(tmp_path).fetch(
+    frame = CSVSource(tmp_path, interval="5m").fetch(
         "INFY.NS", pd.Timestamp("2024-06-04"), pd.Timestamp("2024-06-04")
     )
-    assert frame["date"].tolist() == ["2024-06-04 09:15:00", "2024-06-04 15:25:00"]
+    assert frame["date"].tolist() == [
+        "2024-06-04 09:15:00",
+        "2024-06-04 09:20:00",
+        "2024-06-04 15:25:00",
+    ]
+
+
+def test_a_file_of_other_bars_than_the_interval_is_an_error(tmp_path: Path, csv_dir: Path):
+    intraday = tmp_path / "intraday"
+    intraday.mkdir()
+    (intraday / "TCS.NS.csv").write_text(INTRADAY_CSV)
+    window = (pd.Timestamp("2024-06-03"), pd.Timestamp("2024-06-05"))
+    with pytest.raises(
+        SourceError, match=r"TCS\.NS\.csv holds 5m bars, but ingestion.interval is 15m"
+    ):
+        CSVSource(intraday, interval="15m").fetch("TCS.NS", *window)
+    with pytest.raises(SourceError, match=r"holds 5m bars, but ingestion\.interval is 1d"):
+        build_source({"source": "csv", "csv_dir": str(intraday)}).fetch("TCS.NS", *window)
+    with pytest.raises(SourceError, match=r"holds 1d bars, but ingestion\.interval is 5m"):
+        CSVSource(csv_dir, interval="5m").fetch(
+            "TCS.NS", pd.Timestamp("2024-01-01"), pd.Timestamp("2024-12-31")
+        )

@@ -391,7 +391,7 @@ def test_yahoo_refuses_an_unclamped_intraday_window(stub: YahooStub, sleeps: lis
 def test_intraday_weekend_window_is_no_data(stub: YahooStub, sleeps: list[float]) -> None:
     source = _intraday_source(stub, sleeps, "5m", AFTER_CLOSE)
 
-    with pytest.raises(NoDataError, match="TCS.NS"):
+    with pytest.raises(NoDataError, match=r"TCS\.NS"):
         source.fetch("TCS.NS", date(2024, 6, 1), date(2024, 6, 2))
 
 

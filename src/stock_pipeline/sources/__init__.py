@@ -12,7 +12,7 @@ def build_source(ingestion_params: dict[str, Any]) -> PriceSource:
     """The source named by `ingestion.source`, configured from the same parameters."""
     name = ingestion_params["source"]
     if name == "csv":
-        return CSVSource(ingestion_params["csv_dir"])
+        return CSVSource(ingestion_params["csv_dir"], ingestion_params.get("interval", "1d"))
     if name == "yfinance":
         from stock_pipeline.sources.yfinance_source import YFinanceSource  # noqa: PLC0415
 

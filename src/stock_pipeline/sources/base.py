@@ -30,3 +30,16 @@ def empty_bronze_frame() -> pd.DataFrame:
     return pd.DataFrame({column: pd.Series(dtype="float64") for column in BRONZE_COLUMNS}).assign(
         date=pd.Series(dtype="datetime64[ns]")
     )
+
+
+def bar_spacing(dates: pd.Series) -> str | None:
+    """The interval of bars: `1d` when all are dated at midnight, else the most common gap between
+    two bars of one day (`5m`); None when that cannot be told."""
+    stamps = dates.dropna().sort_values()
+    if stamps.empty:
+        return None
+    if (stamps == stamps.dt.normalize()).all():
+        return "1d"
+    gaps = stamps.diff()[stamps.dt.normalize().duplicated()]
+    gaps = gaps[gaps > pd.Timedelta(0)]
+    return None if gaps.empty else f"{int(gaps.mode().min().total_seconds() // 60)}m"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError
+from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError, bar_spacing
 from stock_pipeline.trading_calendar import NSE_TIMEZONE
 
 REQUIRED_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
@@ -72,16 +72,27 @@ def read_yfinance_csv(path: Path) -> pd.DataFrame:
 
 
 class CSVSource:
-    """Reads `<csv_dir>/<TICKER>.csv`; values stay text so that cleaning sees them as written."""
+    """Reads `<csv_dir>/<TICKER>.csv`; values stay text so that cleaning sees them as written.
 
-    def __init__(self, csv_dir: str | Path):
+    A file holds bars of one interval; a file whose bars are not `interval` apart is an error
+    (a folder of 5m files cannot answer for 15m bars).
+    """
+
+    def __init__(self, csv_dir: str | Path, interval: str = "1d"):
         self.csv_dir = Path(csv_dir)
+        self.interval = interval
 
     def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """Rows of the days start to end inclusive (any time of day); rows whose date does not
         parse are kept for cleaning."""
         frame = read_yfinance_csv(self.csv_dir / f"{ticker}.csv")
-        days = pd.to_datetime(frame["date"], errors="coerce", format="mixed").dt.normalize()
+        dates = pd.to_datetime(frame["date"], errors="coerce", format="mixed")
+        spacing = bar_spacing(dates)
+        if spacing not in (None, self.interval):
+            raise SourceError(
+                f"{ticker}.csv holds {spacing} bars, but ingestion.interval is {self.interval}"
+            )
+        days = dates.dt.normalize()
         in_window = days.isna() | days.between(pd.Timestamp(start), pd.Timestamp(end))
         selected = frame[in_window].reset_index(drop=True)
         if selected.empty:

@@ -8,7 +8,6 @@ import pytest
 
 from stock_pipeline.pipelines.ingestion.nodes import (
     IngestionFailedError,
-    bar_spacing,
     check_failure_budget_node,
     daily_ingestion_settings_node,
     fetch_window,
@@ -19,7 +18,7 @@ from stock_pipeline.pipelines.ingestion.nodes import (
     to_bronze_text,
 )
 from stock_pipeline.sources import NoDataError
-from stock_pipeline.sources.base import BRONZE_COLUMNS
+from stock_pipeline.sources.base import BRONZE_COLUMNS, bar_spacing
 from stock_pipeline.trading_calendar import nse_sessions
 from stock_pipeline.universe import UniverseError
 
@@ -310,7 +309,7 @@ def test_bar_spacing_tells_daily_from_intraday():
 def test_refresh_is_logged_with_the_largest_change(monkeypatch, caplog):
     first, _ = run(MarketSource(), {}, monkeypatch, end_date="2024-03-15")
     with caplog.at_level(logging.INFO):
-        _, report = run(MarketSource(scale=0.5), first, monkeypatch)
+        run(MarketSource(scale=0.5), first, monkeypatch)
     change = overlap_change(
         first["AAA.NS"],
         to_bronze_text(MarketSource(0.5).fetch("AAA.NS", date(2024, 3, 8), date(2024, 3, 15))),

@@ -8,7 +8,6 @@ yfinance code from the local stub's synthetic NSE market.
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +195,11 @@ def test_intraday_runs_incrementally_into_its_own_table(
     bronze = pd.read_csv(runs.bronze / "TCS.NS.csv", dtype=str)
     assert bronze["date"].iloc[[0, -1]].tolist() == ["2024-04-08 09:15:00", "2024-06-04 10:30:00"]
     prices = first.load("intraday.prices")
-    assert prices["date"].dt.time.between(pd.Timestamp("09:15").time(), pd.Timestamp("15:25").time()).all()
+    assert (
+        prices["date"]
+        .dt.time.between(pd.Timestamp("09:15").time(), pd.Timestamp("15:25").time())
+        .all()
+    )
     features = first.load("intraday.features")
     assert {"sma_20", "sma_50", "rsi_14", "macd", "volatility"} <= set(features.columns)
     assert features.groupby("ticker")["date"].is_monotonic_increasing.all()
@@ -249,5 +252,7 @@ def test_fifteen_minute_bars(runs: IntradayRuns):
 
 
 def test_intraday_refuses_daily_bars(runs: IntradayRuns):
-    with pytest.raises(ValueError, match=r"ingestion.interval is '1d'.*--params=ingestion.interval=5m"):
+    with pytest.raises(
+        ValueError, match=r"ingestion.interval is '1d'.*--params=ingestion.interval=5m"
+    ):
         runs.run("2024-06-04 16:05", interval="1d")

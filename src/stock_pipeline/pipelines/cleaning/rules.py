@@ -71,11 +71,7 @@ def non_trading_day(parsed: pd.DataFrame) -> pd.Series:
 
 def outside_session_hours(parsed: pd.DataFrame) -> pd.Series:
     """Intraday bars that do not start within their session's hours (09:15 to 15:30 IST)."""
-    return (
-        has_time_of_day(parsed)
-        & parsed["date"].notna()
-        & ~within_session_hours(parsed["date"])
-    )
+    return has_time_of_day(parsed) & parsed["date"].notna() & ~within_session_hours(parsed["date"])
 
 
 def duplicate_date(parsed: pd.DataFrame) -> pd.Series:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from stock_pipeline.progress import run_concurrently
 from stock_pipeline.sources import PriceSource, SourceError, build_source
-from stock_pipeline.sources.base import BRONZE_COLUMNS
+from stock_pipeline.sources.base import BRONZE_COLUMNS, bar_spacing
 from stock_pipeline.trading_calendar import exchange_time, expected_last_session, sessions_back
 from stock_pipeline.universe import resolve_universe
 
@@ -145,20 +145,26 @@ def _parsed_dates(frame: pd.DataFrame) -> pd.Series:
     return pd.to_datetime(frame["date"], errors="coerce", format="mixed")
 
 
+def _prices(frame: pd.DataFrame) -> np.ndarray:
+    """The compared price columns as floats (text that is no number becomes NaN)."""
+    flat = pd.Series(frame[COMPARED_COLUMNS].to_numpy().ravel())
+    numbers = pd.to_numeric(flat, errors="coerce").to_numpy(np.float64)
+    return numbers.reshape(len(frame), len(COMPARED_COLUMNS))
+
+
 def overlap_change(stored: pd.DataFrame, fetched: pd.DataFrame) -> OverlapChange | None:
     """The largest relative price change among bars present in both; None when none is."""
-    both = stored.merge(fetched, on="date", suffixes=("_stored", "_fetched"))
-    if both.empty:
+    fetched = fetched.drop_duplicates("date", keep="last").set_index("date")
+    stored = stored[stored["date"].isin(fetched.index)].drop_duplicates("date", keep="last")
+    if stored.empty:
         return None
-    old = both[[f"{c}_stored" for c in COMPARED_COLUMNS]].apply(pd.to_numeric, errors="coerce")
-    new = both[[f"{c}_fetched" for c in COMPARED_COLUMNS]].apply(pd.to_numeric, errors="coerce")
-    old, new = old.to_numpy(np.float64), new.to_numpy(np.float64)
+    old, new = _prices(stored), _prices(fetched.loc[stored["date"]])
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.nan_to_num(np.abs(new - old) / np.abs(old), nan=0.0, posinf=np.inf)
     row, column = np.unravel_index(np.argmax(change), change.shape)
     return OverlapChange(
         float(change[row, column]),
-        str(both["date"].iloc[row]),
+        str(stored["date"].iloc[row]),
         COMPARED_COLUMNS[column],
         float(old[row, column]),
         float(new[row, column]),
@@ -169,19 +175,6 @@ def overlap_differs(stored: pd.DataFrame, fetched: pd.DataFrame, tolerance: floa
     """True when a bar present in both differs in price by more than the relative tolerance."""
     change = overlap_change(stored, fetched)
     return change is not None and change.change > tolerance
-
-
-def bar_spacing(dates: pd.Series) -> str | None:
-    """The interval of stored bars: `1d` when all are at midnight, else the smallest gap within a
-    day (`5m`); None when that cannot be told."""
-    stamps = dates.dropna().sort_values()
-    if stamps.empty:
-        return None
-    if (stamps == stamps.dt.normalize()).all():
-        return "1d"
-    gaps = stamps.diff()[stamps.dt.normalize().duplicated()]
-    gaps = gaps[gaps > pd.Timedelta(0)]
-    return None if gaps.empty else f"{int(gaps.min().total_seconds() // 60)}m"
 
 
 def _refetch(
@@ -226,14 +219,15 @@ def ingest_ticker(
     interval = params.get("interval", "1d")
     try:
         stored = stored_loader() if stored_loader else None
-        if stored is None or stored.empty or _parsed_dates(stored).isna().all():
+        stored_dates = _parsed_dates(stored) if stored is not None else pd.Series()
+        if stored is None or stored.empty or stored_dates.isna().all():
             full = to_bronze_text(source.fetch(ticker, start, end))
             return TickerOutcome("created", len(full), len(full), data=full)
-        stored_interval = bar_spacing(_parsed_dates(stored))
+        stored_interval = bar_spacing(stored_dates)
         if stored_interval not in (None, interval):
             reason = f"stored bars are {stored_interval}, this run asks for {interval}: rewritten"
             return _refetch(ticker, stored, source, window, 0, reason)
-        last_stored = _parsed_dates(stored).max()
+        last_stored = stored_dates.max()
         overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
         fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
         change = overlap_change(stored, fetched)
