@@ -61,8 +61,8 @@ class Services:
         return snapshot
 
 
-def get_services(request: Request) -> Services:
-    """The app's services."""
+async def get_services(request: Request) -> Services:
+    """The app's services (async: a plain def would cost a thread-pool hop per request)."""
     return request.app.state.services
 
 
@@ -73,7 +73,7 @@ def key_matches(given: str | None, expected: str | None) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def require_api_key(
+async def require_api_key(
     services: Annotated[Services, Depends(get_services)],
     given: Annotated[str | None, Security(api_key_header)],
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic_core import to_json
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +33,17 @@ class TickerSpan:
 
 @dataclass(frozen=True)
 class FeatureSnapshot:
-    """The feature dataset as one numpy array per column, sorted by ticker then date."""
+    """The feature dataset as one numpy array per column, sorted by ticker then date.
+
+    `records` holds every row already serialized as a JSON object with all columns, so that the
+    common request (every column) is answered by joining bytes, without building dicts.
+    """
 
     columns: tuple[str, ...]
     dates: np.ndarray
     values: dict[str, np.ndarray]
     spans: dict[str, TickerSpan]
+    records: np.ndarray
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "FeatureSnapshot":
@@ -49,7 +55,34 @@ class FeatureSnapshot:
         dates = frame["date"].to_numpy(dtype="datetime64[D]")
         columns = tuple(str(c) for c in frame.columns if c not in KEY_COLUMNS)
         values = {c: _column_array(frame[c]) for c in columns}
-        return cls(columns=columns, dates=dates, values=values, spans=_spans(tickers, dates))
+        return cls(
+            columns=columns,
+            dates=dates,
+            values=values,
+            spans=_spans(tickers, dates),
+            records=_json_records(dates, columns, values),
+        )
+
+    def _window(
+        self, ticker: str, start: date | None, end: date | None, limit: int, descending: bool
+    ) -> tuple[slice, slice] | None:
+        """The rows of one ticker within [start, end], `limit` of them from the chosen end.
+
+        Returns their slice in the sorted arrays and the step that puts them in the asked order,
+        or None when there is none.
+        """
+        span = self.spans[ticker]
+        dates = self.dates[span.start : span.stop]
+        lo = int(np.searchsorted(dates, np.datetime64(start, "D"))) if start else 0
+        hi = (
+            int(np.searchsorted(dates, np.datetime64(end, "D"), side="right"))
+            if end
+            else len(dates)
+        )
+        lo, hi = (max(lo, hi - limit), hi) if descending else (lo, min(hi, lo + limit))
+        if hi <= lo:
+            return None
+        return slice(span.start + lo, span.start + hi), slice(None, None, -1 if descending else 1)
 
     def rows(
         self,
@@ -62,23 +95,42 @@ class FeatureSnapshot:
         descending: bool,
     ) -> list[dict[str, Value]]:
         """One ticker's rows within [start, end], `limit` of them from the chosen end, as records."""
-        span = self.spans[ticker]
-        dates = self.dates[span.start : span.stop]
-        lo = int(np.searchsorted(dates, np.datetime64(start, "D"))) if start else 0
-        hi = (
-            int(np.searchsorted(dates, np.datetime64(end, "D"), side="right"))
-            if end
-            else len(dates)
-        )
-        lo, hi = (max(lo, hi - limit), hi) if descending else (lo, min(hi, lo + limit))
-        if hi <= lo:
+        window = self._window(ticker, start, end, limit, descending)
+        if window is None:
             return []
-        picked = slice(span.start + lo, span.start + hi)
-        order = slice(None, None, -1 if descending else 1)
+        picked, order = window
         series = [np.datetime_as_string(self.dates[picked][order], unit="D").tolist()]
         series += [self.values[c][picked][order].tolist() for c in columns]
         names = ("date", *columns)
         return [dict(zip(names, row, strict=True)) for row in zip(*series, strict=True)]
+
+    def rows_json(
+        self,
+        *,
+        ticker: str,
+        start: date | None,
+        end: date | None,
+        columns: tuple[str, ...],
+        limit: int,
+        descending: bool,
+    ) -> tuple[int, bytes]:
+        """The same rows as `rows`, as a JSON array (NaN as null), and how many there are."""
+        if columns != self.columns:
+            rows = self.rows(
+                ticker=ticker,
+                start=start,
+                end=end,
+                columns=columns,
+                limit=limit,
+                descending=descending,
+            )
+            return len(rows), to_json(rows, inf_nan_mode="null")
+        window = self._window(ticker, start, end, limit, descending)
+        if window is None:
+            return 0, b"[]"
+        picked, order = window
+        records = self.records[picked][order]
+        return len(records), b"[" + b",".join(records) + b"]"
 
     def latest(self) -> list[dict[str, Value]]:
         """The last row of every ticker, with all columns."""
@@ -101,6 +153,21 @@ class FeatureSnapshot:
     def last_date(self) -> date | None:
         """The most recent date over all tickers."""
         return max((span.last_date for span in self.spans.values()), default=None)
+
+
+def _json_records(
+    dates: np.ndarray, columns: tuple[str, ...], values: dict[str, np.ndarray]
+) -> np.ndarray:
+    """Every row as a JSON object of date and all columns (bytes, NaN as null)."""
+    names = ("date", *columns)
+    series = [np.datetime_as_string(dates, unit="D").tolist()]
+    series += [values[c].tolist() for c in columns]
+    records = np.empty(len(dates), dtype=object)
+    records[:] = [
+        to_json(dict(zip(names, row, strict=True)), inf_nan_mode="null")
+        for row in zip(*series, strict=True)
+    ]
+    return records
 
 
 def _naive_days(dates: pd.Series) -> pd.Series:

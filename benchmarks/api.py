@@ -2,17 +2,22 @@
 
 The app (`uvicorn api.main:app`) serves the feature Parquet from memory; the peer is a minimal
 FastAPI app that reads the Parquet (filtered to the ticker) on every request. Both serve the same
-generated dataset, started side by side as uvicorn processes with one worker each, and are loaded
-one after the other by the same lean asyncio HTTP/1.1 client (keep-alive connections).
+features, started side by side as uvicorn processes with one worker each, and are loaded one
+after the other by the same lean asyncio HTTP/1.1 client (keep-alive connections).
 
-    .venv/bin/python benchmarks/api.py                       # 60 tickers x 2500 sessions
-    .venv/bin/python benchmarks/api.py --tickers 8 --sessions 500   # the size of the sample
+By default they serve the bundled sample: `kedro run --pipelines=ingestion,cleaning,features
+--env=sample` in a temporary copy of the project, then the app with KEDRO_ENV=sample on that copy.
+`--synthetic` serves generated random walks of any size instead.
+
+    .venv/bin/python benchmarks/api.py                                   # the sample
+    .venv/bin/python benchmarks/api.py --synthetic --tickers 60 --sessions 2500
 """
 
 import argparse
 import asyncio
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -70,6 +75,31 @@ def make_project(root: Path, frame: pd.DataFrame) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     return path
+
+
+def make_sample_project(root: Path) -> Path:
+    """A copy of the project whose features pipeline has run on the sample; the Parquet's path."""
+    for folder in ("conf", "src", "data/sample"):
+        shutil.copytree(
+            PROJECT_ROOT / folder,
+            root / folder,
+            ignore=shutil.ignore_patterns("__pycache__", "local"),
+        )
+    (root / "conf" / "local").mkdir()
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, root / name)
+    command = ["-m", "kedro", "run", "--pipelines=ingestion,cleaning,features", "--env=sample"]
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=root,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kedro run on the sample failed:\n{result.stderr[-3000:]}")
+    return root / FEATURES
 
 
 def peer_app(path: Path):
@@ -192,21 +222,29 @@ def serve_peer(path: str, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, dict]:
-    """Start both servers on the generated dataset and load each in turn."""
-    tickers = ticker_names(args.tickers)
+    """Start both servers on the same features and load each in turn."""
     with tempfile.TemporaryDirectory(prefix="api-bench-") as folder:
-        path = make_project(Path(folder), generate_features(args.tickers, args.sessions))
+        if args.synthetic:
+            path = make_project(Path(folder), generate_features(args.tickers, args.sessions))
+            env = "local"
+        else:
+            path = make_sample_project(Path(folder))
+            env = "sample"
+        features = pd.read_parquet(path, columns=["ticker"])
+        tickers = sorted(features["ticker"].unique())
+        args.dataset = f"{len(tickers)} tickers, {len(features):,} rows"
+        quiet = {"PYTHONWARNINGS": "ignore::UserWarning", "KEDRO_DISABLE_TELEMETRY": "true"}
         ours_port, peer_port = free_port(), free_port()
         servers = {
             "api (in memory)": (
                 start_server(
                     [*OURS, "--port", str(ours_port)],
-                    {"STOCK_PIPELINE_PROJECT_ROOT": folder, "KEDRO_ENV": "local"},
+                    {"STOCK_PIPELINE_PROJECT_ROOT": folder, "KEDRO_ENV": env, **quiet},
                 ),
                 ours_port,
             ),
             "peer (Parquet per request)": (
-                start_server([__file__, "--serve-peer", str(path), str(peer_port)], {}),
+                start_server([__file__, "--serve-peer", str(path), str(peer_port)], quiet),
                 peer_port,
             ),
         }
@@ -225,9 +263,10 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
 
 def report(args: argparse.Namespace, results: dict[str, dict]) -> None:
     """Print the results side by side with the goal's verdict."""
+    source = f"synthetic, {args.dataset}" if args.synthetic else f"the sample, {args.dataset}"
     print(
-        f"{args.tickers} tickers x {args.sessions} sessions, {args.clients} clients, "
-        f"/features/{{ticker}}?limit={args.limit}, {args.seconds:.0f} s each"
+        f"{source}; {args.clients} clients, /features/{{ticker}}?limit={args.limit}, "
+        f"{args.seconds:.0f} s each, {os.cpu_count()} CPUs"
     )
     print(f"{'server':<28}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, r in results.items():
@@ -244,8 +283,11 @@ def report(args: argparse.Namespace, results: dict[str, dict]) -> None:
 def main() -> None:
     """Parse arguments and run the benchmark (or serve the peer when asked to)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tickers", type=int, default=60)
-    parser.add_argument("--sessions", type=int, default=2500)
+    parser.add_argument(
+        "--synthetic", action="store_true", help="serve generated features, not the sample"
+    )
+    parser.add_argument("--tickers", type=int, default=60, help="with --synthetic")
+    parser.add_argument("--sessions", type=int, default=2500, help="with --synthetic")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--limit", type=int, default=250)

@@ -26,7 +26,9 @@ def test_tickers_lists_each_with_its_range_and_rows(
     assert all(t["rows"] == sessions and t["last_date"] == fresh_date.isoformat() for t in body)
 
 
-def test_features_default_is_the_latest_rows_newest_first(client: TestClient, sessions: int) -> None:
+def test_features_default_is_the_latest_rows_newest_first(
+    client: TestClient, sessions: int
+) -> None:
     body = client.get("/features/INFY.NS").json()
     assert body["ticker"] == "INFY.NS"
     assert body["order"] == "desc"

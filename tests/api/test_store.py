@@ -1,5 +1,6 @@
 """The in-memory snapshots: indexed once, sliced per request, reloaded only when a file changes."""
 
+import json
 import os
 from datetime import date
 from pathlib import Path
@@ -53,6 +54,36 @@ def test_rows_slice_by_range_limit_and_order() -> None:
     )
     assert [r["date"] for r in ascending] == ["2026-01-05", "2026-01-06"]
     assert all(isinstance(r["volume"], int) for r in ascending)
+
+
+@pytest.mark.parametrize("columns", [("close", "volume"), ("volume",)])
+@pytest.mark.parametrize(
+    ("start", "end", "limit", "descending"),
+    [
+        (None, None, 250, True),
+        (None, None, 3, False),
+        (date(2026, 1, 6), date(2026, 1, 8), 2, True),
+        (date(2026, 1, 6), date(2026, 1, 8), 10, False),
+        (None, date(2020, 1, 1), 5, True),
+    ],
+)
+def test_rows_json_is_rows_as_json_with_nan_as_null(
+    columns: tuple[str, ...], start: date | None, end: date | None, limit: int, descending: bool
+) -> None:
+    snapshot = FeatureSnapshot.from_frame(frame())
+    for ticker in snapshot.spans:
+        query = {"start": start, "end": end, "limit": limit, "descending": descending}
+        rows = snapshot.rows(ticker=ticker, columns=columns, **query)
+        count, body = snapshot.rows_json(ticker=ticker, columns=columns, **query)
+        expected = [
+            {k: None if isinstance(v, float) and np.isnan(v) else v for k, v in row.items()}
+            for row in rows
+        ]
+        assert (count, json.loads(body)) == (len(rows), expected)
+    _, last_infy = snapshot.rows_json(
+        ticker="INFY.NS", start=None, end=None, columns=snapshot.columns, limit=1, descending=True
+    )
+    assert last_infy == b'[{"date":"2026-01-09","close":null,"volume":0}]'
 
 
 def test_latest_has_one_bar_per_ticker_and_nan_as_float() -> None:
