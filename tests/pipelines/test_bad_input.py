@@ -13,10 +13,10 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.datasets import OptionalPartitionedDataset
 from stock_pipeline.pipelines import cleaning, ingestion
 from stock_pipeline.pipelines.ingestion.nodes import IngestionFailedError
 from stock_pipeline.settings import CONFIG_LOADER_ARGS
+from tests.pipelines.catalog_helpers import KeptDataset, bronze_dataset
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "csv"
 RUN_CONTEXT = {"run_id": "bad-input", "started_at": "2024-04-01T12:00:00+00:00"}
@@ -26,13 +26,6 @@ BAD_FILES = {
     "EMPTY.NS": b"",
     "WRONG.NS": b"when,what,how much\n2024-01-02,x,3\n",
 }
-
-
-class KeptDataset(MemoryDataset):
-    """A memory dataset the runner cannot release, so that the test reads it after the run."""
-
-    def _release(self) -> None:
-        """Keep the data."""
 
 
 @pytest.fixture
@@ -66,19 +59,10 @@ def run_slice(csv_dir: Path, tmp_path: Path, max_failed_ratio: float) -> DataCat
         "tickers": ["TCS.NS", "GOOD.NS", *BAD_FILES, "MIXED.NS", "MISSING.NS"],
         "max_failed_ratio": max_failed_ratio,
     }
-    bronze = {
-        "path": str(tmp_path / "bronze"),
-        "filename_suffix": ".csv",
-        "dataset": {
-            "type": "pandas.CSVDataset",
-            "load_args": {"dtype": str, "keep_default_na": False},
-            "save_args": {"index": False},
-        },
-    }
     catalog = DataCatalog(
         {
-            "raw_prices_stored": OptionalPartitionedDataset(**bronze),
-            "raw_prices": OptionalPartitionedDataset(**bronze),
+            "raw_prices_stored": bronze_dataset(tmp_path / "bronze"),
+            "raw_prices": bronze_dataset(tmp_path / "bronze"),
             "params:ingestion": MemoryDataset(settings),
             "params:ingestion.max_failed_ratio": MemoryDataset(max_failed_ratio),
             "params:cleaning": MemoryDataset(parameters["cleaning"]),

@@ -4,14 +4,8 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from stock_pipeline.pipelines.drift import create_baseline_pipeline, create_pipeline
+from tests.pipelines.catalog_helpers import KeptDataset
 from tests.pipelines.drift.simulation import RUN_CONTEXT, simulated_features
-
-
-class KeptMemoryDataset(MemoryDataset):
-    """A MemoryDataset the runner cannot release, so the test can read an intermediate output."""
-
-    def _release(self) -> None:
-        pass
 
 
 def make_catalog(features, params, drift_baseline=None) -> DataCatalog:
@@ -21,8 +15,8 @@ def make_catalog(features, params, drift_baseline=None) -> DataCatalog:
             "drift_baseline": MemoryDataset(drift_baseline or {}),
             "params:drift": MemoryDataset(params),
             "run_context": MemoryDataset(RUN_CONTEXT),
-            "drift_results": KeptMemoryDataset(),
-            "drift_recommendations": KeptMemoryDataset(),
+            "drift_results": KeptDataset(),
+            "drift_recommendations": KeptDataset(),
             "retrain_request": MemoryDataset(),
             "model_health_alerts": MemoryDataset(),
         }

@@ -18,11 +18,12 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.datasets import OptionalPartitionedDataset, SQLUpsertDataset
+from stock_pipeline.datasets import SQLUpsertDataset
 from stock_pipeline.pipeline_registry import register_pipelines
 from stock_pipeline.pipelines.intraday import create_pipeline
 from stock_pipeline.settings import CONFIG_LOADER_ARGS
 from stock_pipeline.sources.yfinance_source import YFinanceSource
+from tests.pipelines.catalog_helpers import KeptDataset, bronze_dataset
 from tests.sources.yahoo_stub import (
     LocalYahooSession,
     SyntheticMarket,
@@ -45,13 +46,6 @@ PERSISTED = {
     "features",
     "stock_features_sql",
 }
-
-
-class KeptDataset(MemoryDataset):
-    """A memory dataset the runner cannot release, so that the test reads it after the run."""
-
-    def _release(self) -> None:
-        """Keep the data."""
 
 
 @pytest.fixture(scope="module")
@@ -100,19 +94,10 @@ class IntradayRuns:
                 params, session=LocalYahooSession(self.stub.base_url), now=lambda: now
             ),
         )
-        bronze = {
-            "path": str(self.bronze),
-            "filename_suffix": ".csv",
-            "dataset": {
-                "type": "pandas.CSVDataset",
-                "load_args": {"dtype": str, "keep_default_na": False},
-                "save_args": {"index": False},
-            },
-        }
         catalog = DataCatalog(
             {
-                "intraday.raw_prices_stored": OptionalPartitionedDataset(**bronze),
-                "intraday.raw_prices": OptionalPartitionedDataset(**bronze),
+                "intraday.raw_prices_stored": bronze_dataset(self.bronze),
+                "intraday.raw_prices": bronze_dataset(self.bronze),
                 "intraday.stock_features_sql": SQLUpsertDataset(
                     table="stock_features_intraday", keys=["ticker", "timestamp"], url=self.db_url
                 ),
