@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from kedro.config import OmegaConfigLoader
-from sqlalchemy.engine import make_url
 
-from stock_pipeline.db import database_url
+from stock_pipeline.db import database_url, resolve_db_url
 from stock_pipeline.settings import CONFIG_LOADER_ARGS
 
 logger = logging.getLogger(__name__)
@@ -49,18 +48,6 @@ def default_project_root() -> Path:
     """STOCK_PIPELINE_PROJECT_ROOT when set, else the folder that holds api/."""
     override = os.environ.get(PROJECT_ROOT_ENV)
     return Path(override).resolve() if override else Path(__file__).resolve().parents[1]
-
-
-def resolve_db_url(url: str, project_root: Path) -> str:
-    """The database URL with a relative SQLite path made absolute against the project root."""
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return url
-    if Path(database).is_absolute():
-        return url
-    absolute = (project_root / database).as_posix()
-    return parsed.set(database=absolute).render_as_string(hide_password=False)
 
 
 def _config_section(loader: OmegaConfigLoader, key: str) -> dict[str, Any]:

@@ -47,7 +47,9 @@ def project_copy(target: Path) -> Path:
     shutil.copytree(PROJECT_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
     (target / "conf" / "local").mkdir(exist_ok=True)
     (target / "logs").mkdir(exist_ok=True)  # conf/logging.yml writes logs/pipeline.log
-    shutil.copytree(PROJECT_ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        PROJECT_ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(PROJECT_ROOT / name, target / name)
     return target
@@ -72,5 +74,3 @@ def print_table(title: str, rows: list[tuple[str, float, float]], goal: str) -> 
     for name, wall, peak in rows:
         print(f"{name:<44}{wall:>10.2f}{peak:>10.2f}")
     print(goal)
-
-

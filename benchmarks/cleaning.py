@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PROJECT_ROOT, print_table, synthetic_prices, timed_child  # noqa: E402
+from _common import PROJECT_ROOT, print_table, synthetic_prices, timed_child
 
 RUN_CONTEXT = {"run_id": "benchmark", "started_at": "2026-01-01T12:00:00+00:00"}
 
@@ -36,7 +36,9 @@ def ours(source: Path) -> None:
     """The cleaning nodes: validate, then the quality report."""
     from stock_pipeline.pipelines.cleaning.nodes import report_quality_node, validate_prices_node
 
-    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_cleaning.yml").read_text())["cleaning"]
+    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_cleaning.yml").read_text())[
+        "cleaning"
+    ]
     raw = pd.read_parquet(source)
     clean, rejected = validate_prices_node(raw, params, RUN_CONTEXT)
     tickers = {ticker: {"status": "created"} for ticker in raw["ticker"].unique()}
@@ -60,7 +62,11 @@ def seed_style(source: Path) -> None:
         frame = frame[valid & (frame[["open", "high", "low", "close"]] > 0).all(axis=1)]
         q1, q3 = frame["close"].quantile([0.25, 0.75])
         frame["is_outlier"] = ~frame["close"].between(q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1))
-        report[ticker] = {"total_rows": len(group), "clean_rows": len(frame), "nulls": frame.isna().sum().to_dict()}
+        report[ticker] = {
+            "total_rows": len(group),
+            "clean_rows": len(frame),
+            "nulls": frame.isna().sum().to_dict(),
+        }
         cleaned.append(frame)
     print(f"clean {len(pd.concat(cleaned)):,}", file=sys.stderr)
 
@@ -79,7 +85,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         source = Path(scratch) / "bronze.parquet"
         bronze_rows(args.tickers, args.sessions).to_parquet(source, index=False)
-        print(f"{args.tickers * args.sessions:,} bronze rows ({args.tickers} tickers x {args.sessions} sessions)")
+        print(
+            f"{args.tickers * args.sessions:,} bronze rows ({args.tickers} tickers x {args.sessions} sessions)"
+        )
         this = [sys.executable, __file__, "--source", str(source), "--method"]
         rows = [
             ("cleaning nodes (vectorized, all rules)", *timed_child([*this, "ours"])),

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SEED_INDICATORS, print_table, project_copy, synthetic_prices, timed_child  # noqa: E402
+from _common import SEED_INDICATORS, print_table, project_copy, synthetic_prices, timed_child
 
 
 def seed_way(source: Path, target: Path) -> None:
@@ -51,7 +51,16 @@ def floor_way(source: Path, target: Path) -> None:
     close = table.column("close").to_numpy()
     starts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]])
     ends = np.r_[starts[1:], len(tickers)]
-    names = ["daily_return", "sma_20", "sma_50", "rsi_14", "macd", "macd_signal", "macd_hist", "volatility"]
+    names = [
+        "daily_return",
+        "sma_20",
+        "sma_50",
+        "rsi_14",
+        "macd",
+        "macd_signal",
+        "macd_hist",
+        "volatility",
+    ]
     out = {name: np.empty(len(close)) for name in names}
     for start, end in zip(starts, ends, strict=True):
         c = close[start:end]
@@ -61,7 +70,11 @@ def floor_way(source: Path, target: Path) -> None:
         out["sma_50"][start:end] = talib.SMA(c, 50)
         out["rsi_14"][start:end] = talib.RSI(c, 14)
         macd, signal, hist = talib.MACD(c, 12, 26, 9)
-        out["macd"][start:end], out["macd_signal"][start:end], out["macd_hist"][start:end] = macd, signal, hist
+        out["macd"][start:end], out["macd_signal"][start:end], out["macd_hist"][start:end] = (
+            macd,
+            signal,
+            hist,
+        )
         out["volatility"][start:end] = talib.STDDEV(ret, 20, 1.0) * np.sqrt(20 / 19)
     keep = (np.arange(len(close)) - np.repeat(starts, ends - starts)) >= 49
     columns = {name: table.column(name).filter(pa.array(keep)) for name in table.column_names}
@@ -74,7 +87,9 @@ def kedro_way(project: Path, prices: pd.DataFrame) -> tuple[float, float]:
     project_copy(project)
     bench = project / "conf" / "bench"
     bench.mkdir()
-    (bench / "parameters.yml").write_text(yaml.safe_dump({"features": {"indicators": SEED_INDICATORS}}))
+    (bench / "parameters.yml").write_text(
+        yaml.safe_dump({"features": {"indicators": SEED_INDICATORS}})
+    )
     (project / "data/03_primary").mkdir(parents=True)
     prices.to_parquet(project / "data/03_primary/prices.parquet", index=False)
     kedro = str(Path(sys.executable).with_name("kedro"))
@@ -92,8 +107,8 @@ def main() -> None:
     if args.method:
         {"seed": seed_way, "floor": floor_way}[args.method](*args.paths)
         return
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
         prices = synthetic_prices(args.tickers, args.sessions)
         source = scratch / "prices.parquet"
         prices.to_parquet(source, index=False)
@@ -101,8 +116,25 @@ def main() -> None:
         rows = [("kedro run --pipelines=features", *kedro_way(scratch / "project", prices))]
         del prices
         this = [sys.executable, __file__]
-        for method, label in (("floor", "floor: Parquet + TA-Lib + numpy"), ("seed", "seed: per-ticker pandas")):
-            rows.append((label, *timed_child([*this, "--method", method, "--paths", str(source), str(scratch / f"{method}.parquet")])))
+        for method, label in (
+            ("floor", "floor: Parquet + TA-Lib + numpy"),
+            ("seed", "seed: per-ticker pandas"),
+        ):
+            rows.append(
+                (
+                    label,
+                    *timed_child(
+                        [
+                            *this,
+                            "--method",
+                            method,
+                            "--paths",
+                            str(source),
+                            str(scratch / f"{method}.parquet"),
+                        ]
+                    ),
+                )
+            )
     kedro_wall, floor_wall, seed_wall = (row[1] for row in rows)
     print_table(
         "features benchmark",

@@ -6,8 +6,6 @@ import os
 import threading
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -46,6 +44,18 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparsable database URL>"
+
+
+def resolve_db_url(url: str, project_path: Path) -> str:
+    """The URL with a relative SQLite path made absolute against the project folder."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if Path(database).is_absolute():
+        return url
+    absolute = (project_path / database).as_posix()
+    return parsed.set(database=absolute).render_as_string(hide_password=False)
 
 
 def create_db_engine(url: str) -> Engine:
@@ -110,6 +120,11 @@ def _reason(error: BaseException | None, engine: Engine) -> str:
 
 def apply_migrations(connection: Connection, revision: str = "head") -> None:
     """Run the Alembic migrations up to `revision` on an open connection."""
+    # imported here: Alembic takes most of a second to import, and `kedro run` loads this module
+    # (through settings.py) even for pipelines that never touch the database
+    from alembic import command  # noqa: PLC0415
+    from alembic.config import Config  # noqa: PLC0415
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection

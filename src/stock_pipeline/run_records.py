@@ -14,7 +14,6 @@ import pandas as pd
 import sqlalchemy as sa
 from kedro.framework.hooks import hook_impl
 from kedro.pipeline import Node
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from stock_pipeline.db import (
@@ -24,6 +23,7 @@ from stock_pipeline.db import (
     database_url,
     ensure_upgraded,
     mask_url,
+    resolve_db_url,
 )
 
 logger = logging.getLogger(__name__)
@@ -88,19 +88,6 @@ def ticker_outcomes(report: Any) -> dict[str, Any]:
             if e.get("status") == "failed"
         },
     }
-
-
-def resolve_db_url(url: str, project_path: Path) -> str:
-    """The URL with a relative SQLite path made absolute against the project folder."""
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return url
-    if Path(database).is_absolute():
-        return url
-    return parsed.set(database=(project_path / database).as_posix()).render_as_string(
-        hide_password=False
-    )
 
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
@@ -179,8 +166,9 @@ class RunRecordHooks:
         with self._lock:
             entry = self._node_entry(node)
             entry.update(status="success", rows_out=total_rows(outputs))
-            if INGESTION_REPORT in outputs:
-                self._record["tickers"] = ticker_outcomes(outputs[INGESTION_REPORT])
+            for name, data in outputs.items():
+                if name.rsplit(".", 1)[-1] == INGESTION_REPORT:  # also intraday.ingestion_report
+                    self._record["tickers"] = ticker_outcomes(data)
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Node) -> None:

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.config import load_config, resolve_db_url
+from api.config import load_config
 from api.store import CachedFile, FeatureSnapshot, read_features
+from stock_pipeline.db import resolve_db_url
 
 
 def frame() -> pd.DataFrame:

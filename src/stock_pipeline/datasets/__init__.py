@@ -14,7 +14,12 @@ _MODULES = {
     "SQLUpsertDataset": "sql_upsert",
 }
 
-__all__ = sorted(_MODULES)
+__all__ = [
+    "MergeParquetDataset",
+    "NotebookReportDataset",
+    "OptionalPartitionedDataset",
+    "SQLUpsertDataset",
+]
 
 
 def __getattr__(name: str) -> Any:
