@@ -115,6 +115,12 @@ def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
     assert row["record"]["nodes"]["clean_node"]["rows_out"] == 5
 
 
+def test_the_intraday_namespaced_ingestion_report_gives_the_tickers(tmp_path: Path) -> None:
+    nodes = [node(ingest, "tickers", ["raw", "intraday.ingestion_report"], name="ingest_node")]
+    run(tmp_path, nodes, RunRecordHooks(db_url="sqlite:///data/runs.db"))
+    assert record_file(tmp_path)["tickers"]["failed"] == {"BAD.NS": "empty file"}
+
+
 def test_a_failed_run_is_recorded_with_a_masked_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/runs.db"
     failing = [*NODES, node(explode, "clean", "boom", name="explode_node")]
