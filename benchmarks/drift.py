@@ -6,15 +6,19 @@ crash) and <= 5% on calm dates.
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import talib
 import yaml
 
 from stock_pipeline.pipelines.drift.nodes import detect_drift_node
+from stock_pipeline.pipelines.features.nodes import compute_features_node
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SEED_INDICATORS
 
 ROOT = Path(__file__).resolve().parents[1]
 NSE_DIR = ROOT.parent / "shared" / "data" / "nse_daily"
@@ -26,24 +30,8 @@ RUN_CONTEXT = {"run_id": "benchmark", "started_at": "2024-01-01T00:00:00+00:00"}
 
 
 def features_of(prices: pd.DataFrame) -> pd.DataFrame:
-    """The contract's feature columns for one ticker's prices (TA-Lib), warm-up rows dropped."""
-    close = prices["close"].to_numpy(dtype="float64")
-    macd, signal, hist = talib.MACD(close, 12, 26, 9)
-    returns = prices["close"].pct_change()
-    return (
-        prices.assign(
-            daily_return=returns,
-            sma_20=talib.SMA(close, 20),
-            sma_50=talib.SMA(close, 50),
-            rsi_14=talib.RSI(close, 14),
-            macd=macd,
-            macd_signal=signal,
-            macd_hist=hist,
-            volatility=returns.rolling(20).std(ddof=1),
-        )
-        .dropna()
-        .reset_index(drop=True)
-    )
+    """The contract's feature columns, computed by the project's features node, warm-up dropped."""
+    return compute_features_node(prices, {"indicators": SEED_INDICATORS})
 
 
 def simulate_market(

@@ -115,6 +115,7 @@ def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
     assert row["record"]["nodes"]["clean_node"]["rows_out"] == 5
 
 
+@pytest.mark.filterwarnings("ignore:One or more dataset names contain")  # as namespaces name them
 def test_the_intraday_namespaced_ingestion_report_gives_the_tickers(tmp_path: Path) -> None:
     nodes = [node(ingest, "tickers", ["raw", "intraday.ingestion_report"], name="ingest_node")]
     run(tmp_path, nodes, RunRecordHooks(db_url="sqlite:///data/runs.db"))

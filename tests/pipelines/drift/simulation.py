@@ -4,31 +4,26 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import talib
+
+from stock_pipeline.pipelines.features.nodes import compute_features_node
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
+SEED_FEATURES = {
+    "indicators": [
+        {"name": "daily_return"},
+        {"name": "sma", "timeperiod": 20},
+        {"name": "sma", "timeperiod": 50},
+        {"name": "rsi", "timeperiod": 14},
+        {"name": "macd", "fastperiod": 12, "slowperiod": 26, "signalperiod": 9},
+        {"name": "volatility", "timeperiod": 20},
+    ]
+}
 RUN_CONTEXT = {"run_id": "run-1", "started_at": "2024-06-03T18:00:00+00:00"}
 
 
 def features_of(prices: pd.DataFrame) -> pd.DataFrame:
-    """The contract's feature columns for one ticker's prices, warm-up rows dropped."""
-    close = prices["close"].to_numpy(dtype="float64")
-    macd, signal, hist = talib.MACD(close, 12, 26, 9)
-    returns = prices["close"].pct_change()
-    return (
-        prices.assign(
-            daily_return=returns,
-            sma_20=talib.SMA(close, 20),
-            sma_50=talib.SMA(close, 50),
-            rsi_14=talib.RSI(close, 14),
-            macd=macd,
-            macd_signal=signal,
-            macd_hist=hist,
-            volatility=returns.rolling(20).std(ddof=1),
-        )
-        .dropna()
-        .reset_index(drop=True)
-    )
+    """The contract's feature columns, computed by the project's features node, warm-up dropped."""
+    return compute_features_node(prices, SEED_FEATURES)
 
 
 def simulated_features(
