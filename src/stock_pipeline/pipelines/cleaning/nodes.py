@@ -9,6 +9,7 @@ import pandas as pd
 
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
+    completeness_by_ticker,
     failed_ticker,
     freshness_section,
     summarize,
@@ -230,13 +231,14 @@ def report_quality_node(
     now = pd.Timestamp(run_context["started_at"])
     expected = expected_last_session(ingestion_report.get("window", {}).get("end"), now)
     ingestion = ingestion_report.get("tickers", {})
-    raw_by_ticker = dict(tuple(raw.groupby("ticker", sort=False)))
+    raw_rows = raw["ticker"].value_counts()
+    completeness = completeness_by_ticker(raw)
     clean_by_ticker = dict(tuple(clean.groupby("ticker", sort=False)))
     rejected_by_ticker = dict(tuple(rejected_rows.groupby("ticker", sort=False)))
     tickers: dict[str, Any] = {}
-    for ticker in ingestion or sorted(raw_by_ticker):
+    for ticker in ingestion or sorted(raw_rows.index):
         fetch = ingestion.get(ticker, {})
-        if ticker in unreadable or ticker not in raw_by_ticker:
+        if ticker in unreadable or ticker not in raw_rows:
             reason = unreadable.get(ticker) or fetch.get("reason") or "no bronze data"
             tickers[ticker] = failed_ticker(reason)
             continue
@@ -244,7 +246,9 @@ def report_quality_node(
         last = ticker_clean["date"].max().normalize() if len(ticker_clean) else None
         freshness = freshness_section(last, expected, now, params["freshness_threshold_hours"])
         rejected = rejected_by_ticker.get(ticker, rejected_rows.iloc[:0])
-        tickers[ticker] = ticker_report(raw_by_ticker[ticker], ticker_clean, rejected, freshness)
+        tickers[ticker] = ticker_report(
+            int(raw_rows[ticker]), completeness[ticker], ticker_clean, rejected, freshness
+        )
         tickers[ticker]["ingestion"] = {
             "status": fetch.get("status"),
             "reason": fetch.get("reason"),

@@ -10,12 +10,18 @@ from stock_pipeline.trading_calendar import nse_sessions, session_close
 SCORE_WEIGHTS = {"validity": 0.5, "completeness": 0.3, "freshness": 0.2}
 
 
-def _completeness(raw: pd.DataFrame) -> dict[str, Any]:
-    """Empty cells per number column of the bronze rows, as counts and percentages."""
-    empty = raw[NUMBER_COLUMNS].apply(lambda column: column.str.strip().eq(""))
-    counts = empty.sum().astype(int)
-    percentages = (100 * empty.mean()).round(3) if len(raw) else counts * 0.0
-    return {"null_counts": counts.to_dict(), "null_percentages": percentages.to_dict()}
+def completeness_by_ticker(raw: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per ticker, empty cells per number column of the bronze rows, as counts and percentages."""
+    empty = pd.DataFrame({column: raw[column].str.strip().eq("") for column in NUMBER_COLUMNS})
+    grouped = empty.groupby(raw["ticker"].to_numpy(), sort=False)
+    counts, shares = grouped.sum().astype(int), (100 * grouped.mean()).round(3)
+    return {
+        ticker: {
+            "null_counts": counts.loc[ticker].to_dict(),
+            "null_percentages": shares.loc[ticker].to_dict(),
+        }
+        for ticker in counts.index
+    }
 
 
 def freshness_section(
@@ -42,11 +48,13 @@ def freshness_section(
 
 
 def ticker_report(
-    raw: pd.DataFrame, clean: pd.DataFrame, quarantined: pd.DataFrame, freshness: dict[str, Any]
+    total: int,
+    completeness: dict[str, Any],
+    clean: pd.DataFrame,
+    quarantined: pd.DataFrame,
+    freshness: dict[str, Any],
 ) -> dict[str, Any]:
-    """One ticker's section of the report."""
-    completeness = _completeness(raw)
-    total = len(raw)
+    """One ticker's section of the report, from its bronze row count and empty cells."""
     validity = len(clean) / total if total else 0.0
     empty_share = (
         sum(completeness["null_counts"].values()) / (total * len(NUMBER_COLUMNS)) if total else 1.0

@@ -19,7 +19,7 @@ SPLIT_RATIOS = np.array([1 / 10, 1 / 5, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2, 3,
 def parse_numbers(raw: pd.DataFrame) -> pd.DataFrame:
     """Dates and numbers parsed from bronze text; what does not parse (or is not finite) becomes NaN."""
     parsed = pd.DataFrame({"ticker": raw["ticker"].astype(str)}, index=raw.index)
-    parsed["date"] = pd.to_datetime(raw["date"], errors="coerce", format="mixed")
+    parsed["date"] = pd.to_datetime(raw["date"], errors="coerce", format="ISO8601")
     for column in NUMBER_COLUMNS:
         values = pd.to_numeric(raw[column].str.strip(), errors="coerce")
         parsed[column] = values.where(np.isfinite(values))
@@ -35,9 +35,9 @@ def unparsable_value(raw: pd.DataFrame, parsed: pd.DataFrame) -> pd.Series:
     """Reason text where a date or number column holds text that is not one, else NaN."""
     reasons = pd.Series(np.nan, index=raw.index, dtype=object)
     for column in ["date", *NUMBER_COLUMNS]:
-        bad = ~_text_blank(raw, column) & parsed[column].isna()
-        message = column + "=" + raw[column].str.slice(0, 40).map(repr) + " does not parse"
-        reasons = reasons.where(reasons.notna() | ~bad, message)
+        bad = ~_text_blank(raw, column) & parsed[column].isna() & reasons.isna()
+        text = raw.loc[bad, column].str.slice(0, 40).map(repr)
+        reasons[bad] = column + "=" + text + " does not parse"
     missing_date = _text_blank(raw, "date")
     return reasons.where(reasons.notna() | ~missing_date, "date is empty")
 
@@ -98,7 +98,8 @@ def ohlc_inconsistent(parsed: pd.DataFrame) -> pd.Series:
 
 def ghost_bar(prices: pd.DataFrame) -> pd.Series:
     """Zero-volume bars with open = high = low = close: a placeholder, not trading."""
-    flat = prices[OHLC].nunique(axis=1).eq(1)
+    ohlc = prices[OHLC].to_numpy()
+    flat = (ohlc == ohlc[:, :1]).all(axis=1)
     return prices["volume"].eq(0) & flat
 
 
