@@ -1,11 +1,12 @@
-"""Where prices come from: Yahoo Finance (yfinance) or a folder of CSV files."""
+"""Where prices come from: Yahoo Finance (yfinance), a folder of CSV files, or a seeded synthetic market."""
 
 from typing import Any
 
 from stock_pipeline.sources.base import NoDataError, PriceSource, SourceError
 from stock_pipeline.sources.csv_source import CSVSource
+from stock_pipeline.sources.synthetic_source import SyntheticSource
 
-SOURCES = ("yfinance", "csv")
+SOURCES = ("yfinance", "csv", "synthetic")
 
 
 def build_source(ingestion_params: dict[str, Any]) -> PriceSource:
@@ -13,6 +14,10 @@ def build_source(ingestion_params: dict[str, Any]) -> PriceSource:
     name = ingestion_params["source"]
     if name == "csv":
         return CSVSource(ingestion_params["csv_dir"], ingestion_params.get("interval", "1d"))
+    if name == "synthetic":
+        return SyntheticSource(
+            ingestion_params.get("seed", 42), ingestion_params.get("interval", "1d")
+        )
     if name == "yfinance":
         from stock_pipeline.sources.yfinance_source import YFinanceSource  # noqa: PLC0415
 
@@ -20,4 +25,12 @@ def build_source(ingestion_params: dict[str, Any]) -> PriceSource:
     raise ValueError(f"ingestion.source must be one of {SOURCES}, got {name!r}")
 
 
-__all__ = ["SOURCES", "CSVSource", "NoDataError", "PriceSource", "SourceError", "build_source"]
+__all__ = [
+    "SOURCES",
+    "CSVSource",
+    "NoDataError",
+    "PriceSource",
+    "SourceError",
+    "SyntheticSource",
+    "build_source",
+]
