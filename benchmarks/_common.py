@@ -10,15 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stock_pipeline.pipelines.features.indicators import CONTRACT_INDICATORS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SEED_INDICATORS = [
-    {"name": "daily_return"},
-    {"name": "sma", "timeperiod": 20},
-    {"name": "sma", "timeperiod": 50},
-    {"name": "rsi", "timeperiod": 14},
-    {"name": "macd", "fastperiod": 12, "slowperiod": 26, "signalperiod": 9},
-    {"name": "volatility", "timeperiod": 20},
-]
+SEED_INDICATORS = CONTRACT_INDICATORS  # the seed computed exactly the contract's columns
 
 
 def synthetic_prices(tickers: int, sessions: int, seed: int = 0) -> pd.DataFrame:

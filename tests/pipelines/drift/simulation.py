@@ -5,25 +5,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stock_pipeline.pipelines.features.indicators import CONTRACT_INDICATORS
 from stock_pipeline.pipelines.features.nodes import compute_features_node
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-SEED_FEATURES = {
-    "indicators": [
-        {"name": "daily_return"},
-        {"name": "sma", "timeperiod": 20},
-        {"name": "sma", "timeperiod": 50},
-        {"name": "rsi", "timeperiod": 14},
-        {"name": "macd", "fastperiod": 12, "slowperiod": 26, "signalperiod": 9},
-        {"name": "volatility", "timeperiod": 20},
-    ]
-}
 RUN_CONTEXT = {"run_id": "run-1", "started_at": "2024-06-03T18:00:00+00:00"}
 
 
 def features_of(prices: pd.DataFrame) -> pd.DataFrame:
     """The contract's feature columns, computed by the project's features node, warm-up dropped."""
-    return compute_features_node(prices, SEED_FEATURES)
+    return compute_features_node(prices, {"indicators": CONTRACT_INDICATORS})
 
 
 def simulated_features(

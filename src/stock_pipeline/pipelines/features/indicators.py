@@ -25,6 +25,16 @@ class Indicator:
     compute: Callable[[Arrays], list[np.ndarray]]
 
 
+# The indicators behind the feature columns every consumer may rely on (DESIGN.md): the seed's set.
+CONTRACT_INDICATORS: list[dict[str, Any]] = [
+    {"name": "daily_return"},
+    {"name": "sma", "timeperiod": 20},
+    {"name": "sma", "timeperiod": 50},
+    {"name": "rsi", "timeperiod": 14},
+    {"name": "macd", "fastperiod": 12, "slowperiod": 26, "signalperiod": 9},
+    {"name": "volatility", "timeperiod": 20},
+]
+
 # Named indicators that map to a TA-Lib function, with the contract's column names.
 TALIB_ALIASES: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "sma": ("SMA", lambda p: [f"sma_{p['timeperiod']}"]),
