@@ -127,6 +127,7 @@ class RunRecordHooks:
         self._record: dict[str, Any] = {}
         self._node_started: dict[str, float] = {}
         self._project_path = Path.cwd()
+        self._opening: threading.Thread | None = None
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
@@ -146,7 +147,9 @@ class RunRecordHooks:
             "error": None,
             "_clock": time.perf_counter(),
         }
-        self._save()
+        # stored while the first nodes run: migrating and writing the database takes a second
+        self._opening = threading.Thread(target=self._save, name="run-record", daemon=True)
+        self._opening.start()
 
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
@@ -198,6 +201,8 @@ class RunRecordHooks:
         """Stamp the end of the run and store the record."""
         if not self._record:
             return
+        if self._opening is not None:
+            self._opening.join()  # the running row first, then this final one
         self._record.update(
             status=status,
             error=error,
