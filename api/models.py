@@ -283,8 +283,10 @@ class DriftReport(BaseModel):
         {
             "ticker": "INFY.NS",
             "as_of": "2026-11-24",
-            "drifted_features": ["volatility"],
-            "recommendation": "retrain",
+            "drift_detected": True,
+            "features_with_drift": ["volatility"],
+            "p_values": {"volatility": 0.003},
+            "recommendation": "retrain_model",
             "reason": "1 of 8 features drifted",
             "features": [
                 {
@@ -304,7 +306,11 @@ class DriftReport(BaseModel):
 
     ticker: str
     as_of: date
-    drifted_features: list[str]
+    drift_detected: bool = Field(
+        description="whether any monitored feature drifted (the seed's field)"
+    )
+    features_with_drift: list[str]
+    p_values: dict[str, float | None] = Field(description="each tested feature's p-value")
     recommendation: str | None
     reason: str | None
     features: list[FeatureDrift]

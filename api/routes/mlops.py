@@ -196,10 +196,14 @@ def drift_detection(
     as_of = results["as_of"].max()
     latest = results[results["as_of"] == as_of]
     advice = ((services.store.recommendations.get() or {}).get("tickers") or {}).get(ticker) or {}
+    drifted = sorted(latest.loc[latest["drift"].astype(bool), "feature"].astype(str))
+    p_values = latest.set_index(latest["feature"].astype(str))["p_value"].astype(float)
     return DriftReport(
         ticker=ticker,
         as_of=as_of.date(),
-        drifted_features=sorted(latest.loc[latest["drift"].astype(bool), "feature"].astype(str)),
+        drift_detected=bool(drifted),
+        features_with_drift=drifted,
+        p_values={name: None if pd.isna(value) else value for name, value in p_values.items()},
         recommendation=advice.get("recommendation"),
         reason=advice.get("reason"),
         features=feature_tests(latest.drop(columns=["ticker", "as_of"], errors="ignore")),

@@ -104,7 +104,10 @@ def test_data_quality_unknown_and_malformed(client: TestClient) -> None:
 def test_drift_detection_of_a_ticker(client: TestClient, fresh_date: date) -> None:
     body = client.get("/mlops/drift-detection/M&M.NS").json()
     assert body["as_of"] == fresh_date.isoformat()
-    assert body["drifted_features"] == ["volatility"]
+    assert body["drift_detected"] is True
+    assert body["features_with_drift"] == ["volatility"]
+    assert set(body["p_values"]) == {"daily_return", "volatility"}
+    assert body["p_values"]["volatility"] < 0.05
     assert body["recommendation"] == "retrain"
     assert {f["feature"]: f["drift"] for f in body["features"]} == {
         "daily_return": False,
