@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 
 import pandas as pd
-import pandas_market_calendars as mcal
 
 NSE_CALENDAR = "XNSE"
 NSE_TIMEZONE = "Asia/Kolkata"
@@ -17,6 +16,10 @@ NSE_TIMEZONE = "Asia/Kolkata"
 @lru_cache(maxsize=1)
 def _schedule() -> pd.DataFrame:
     """XNSE open/close times (UTC) for every session the calendar knows."""
+    # imported on first use: the calendar library takes a third of a second to import, which every
+    # `kedro run` would pay through the pipeline registry, calendar or not
+    import pandas_market_calendars as mcal  # noqa: PLC0415
+
     return mcal.get_calendar(NSE_CALENDAR).schedule("2000-01-01", "2030-12-31")
 
 
