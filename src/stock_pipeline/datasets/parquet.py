@@ -15,6 +15,7 @@ class MergeParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     With `replace_on`, a save first removes the stored rows whose values in those columns appear in
     the new data (rerunning an as_of replaces its rows). With `key`, stored rows are kept and new rows
     whose key is already stored are not added twice. With neither, a save overwrites the file.
+    `save_args` go to `DataFrame.to_parquet` (pyarrow), e.g. `use_dictionary: [ticker, date]`.
     """
 
     def __init__(
@@ -22,15 +23,22 @@ class MergeParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         filepath: str,
         key: list[str] | None = None,
         replace_on: list[str] | None = None,
+        save_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ):
         self._filepath = PurePosixPath(filepath)
         self._key = list(key or [])
         self._replace_on = list(replace_on or [])
+        self._save_args = dict(save_args or {})
         self.metadata = metadata
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "key": self._key, "replace_on": self._replace_on}
+        return {
+            "filepath": str(self._filepath),
+            "key": self._key,
+            "replace_on": self._replace_on,
+            "save_args": self._save_args,
+        }
 
     def _exists(self) -> bool:
         return Path(self._filepath).exists()
@@ -42,7 +50,7 @@ class MergeParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def save(self, data: pd.DataFrame) -> None:
         """Merge with the stored rows as configured, then replace the file atomically."""
         merged = self._merge(data) if self._exists() and (self._key or self._replace_on) else data
-        _write_atomically(merged.reset_index(drop=True), Path(self._filepath))
+        _write_atomically(merged.reset_index(drop=True), Path(self._filepath), self._save_args)
 
     def _merge(self, new: pd.DataFrame) -> pd.DataFrame:
         """Stored rows (minus replaced ones) followed by the new rows not already stored."""
@@ -62,13 +70,13 @@ class MergeParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return pd.concat(frames, ignore_index=True) if frames else new
 
 
-def _write_atomically(data: pd.DataFrame, path: Path) -> None:
+def _write_atomically(data: pd.DataFrame, path: Path, save_args: dict[str, Any]) -> None:
     """Write Parquet next to the target, then rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
-        data.to_parquet(temporary, index=False)
+        data.to_parquet(temporary, index=False, **save_args)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
