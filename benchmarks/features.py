@@ -79,7 +79,8 @@ def floor_way(source: Path, target: Path) -> None:
     keep = (np.arange(len(close)) - np.repeat(starts, ends - starts)) >= 49
     columns = {name: table.column(name).filter(pa.array(keep)) for name in table.column_names}
     columns.update({name: pa.array(values[keep]) for name, values in out.items()})
-    pq.write_table(pa.table(columns), target)
+    # the same writer option as the project's catalog, so that both write the same way
+    pq.write_table(pa.table(columns), target, use_dictionary=["ticker", "date"])
 
 
 def kedro_project(project: Path, prices: pd.DataFrame) -> list[str]:

@@ -6,7 +6,7 @@ import os
 import threading
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -21,6 +21,7 @@ from tenacity import (
 DB_URL_ENV = "STOCK_PIPELINE_DB_URL"
 DEFAULT_DB_URL = "sqlite:///data/stock_pipeline.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0003_stock_features_intraday"  # the newest migration; a test keeps this in step
 
 logger = logging.getLogger(__name__)
 _upgraded: set[str] = set()
@@ -142,11 +143,23 @@ def upgrade_database(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
+def at_head(connection: Connection) -> bool:
+    """Whether the database is already at HEAD_REVISION (read without loading Alembic)."""
+    current: list[str] = []
+    if inspect(connection).has_table("alembic_version"):
+        current = list(
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        )
+    connection.commit()
+    return current == [HEAD_REVISION]
+
+
 def ensure_upgraded(connection: Connection, url: str) -> None:
     """Migrate to head once per URL and process (the migrations lock against other processes)."""
     with _migration_lock:
         if url not in _upgraded:
-            apply_migrations(connection)
+            if not at_head(connection):
+                apply_migrations(connection)
             _upgraded.add(url)
 
 
