@@ -408,3 +408,12 @@ def test_live_snapshot_row_is_never_a_bar() -> None:
         pd.Timestamp("2024-06-04 15:20"),
         pd.Timestamp("2024-06-04 15:25"),
     ]
+
+
+def test_a_busy_yfinance_cache_is_retried_other_cache_errors_are_not():
+    from peewee import OperationalError
+
+    from stock_pipeline.sources.yfinance_source import _is_transient
+
+    assert _is_transient(OperationalError("database is locked"))
+    assert not _is_transient(OperationalError("no such table: _kv"))

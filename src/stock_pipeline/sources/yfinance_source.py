@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import yfinance as yf
 from curl_cffi import requests as curl_requests
+from peewee import OperationalError as CacheDatabaseError
 from tenacity import (
     RetryCallState,
     RetryError,
@@ -77,7 +78,9 @@ def _status(error: BaseException) -> int | None:
 
 
 def _is_transient(error: BaseException) -> bool:
-    """True for rate limits, HTTP 429/5xx and network failures: worth another attempt."""
+    """True for rate limits, HTTP 429/5xx, network failures and a busy yfinance cache: worth another try."""
+    if isinstance(error, CacheDatabaseError):  # yfinance's SQLite timezone cache, shared by threads
+        return "locked" in str(error)
     if isinstance(error, curl_requests.exceptions.HTTPError):
         status = _status(error)
         return status is not None and (
