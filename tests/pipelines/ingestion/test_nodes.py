@@ -25,6 +25,23 @@ from stock_pipeline.universe import UniverseError
 RUN_CONTEXT = {"run_id": "test", "started_at": "2024-03-29T12:00:00+00:00"}
 
 
+def bars(stamps: pd.DatetimeIndex, close) -> pd.DataFrame:
+    """Bronze-shaped bars at `stamps` around the given closes, a fixed volume, no corporate actions."""
+    return pd.DataFrame(
+        {
+            "date": stamps,
+            "open": close,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "adj_close": close,
+            "volume": 1000,
+            "dividends": 0.0,
+            "stock_splits": 0.0,
+        }
+    )
+
+
 class MarketSource:
     """An in-memory market over NSE sessions; records every window asked for."""
 
@@ -39,19 +56,7 @@ class MarketSource:
             raise NoDataError(f"{ticker}: symbol may be delisted")
         days = nse_sessions(start, end)
         close = (100.0 + (days - pd.Timestamp("2024-01-01")).days.to_numpy(float)) * self.scale
-        return pd.DataFrame(
-            {
-                "date": days,
-                "open": close,
-                "high": close + 1,
-                "low": close - 1,
-                "close": close,
-                "adj_close": close,
-                "volume": 1000,
-                "dividends": 0.0,
-                "stock_splits": 0.0,
-            }
-        )
+        return bars(days, close)
 
 
 def params(**overrides) -> dict:
@@ -200,19 +205,7 @@ class IntradayMarket(MarketSource):
         )
         stamps = stamps[stamps + pd.Timedelta("5min") <= self.until]
         close = (100.0 + (stamps - pd.Timestamp("2024-01-01")).total_seconds() / 86400) * self.scale
-        return pd.DataFrame(
-            {
-                "date": stamps,
-                "open": close,
-                "high": close + 1,
-                "low": close - 1,
-                "close": close,
-                "adj_close": close,
-                "volume": 1000,
-                "dividends": 0.0,
-                "stock_splits": 0.0,
-            }
-        )
+        return bars(stamps, close)
 
 
 def intraday_run(source, stored, monkeypatch, started_at, **overrides):
