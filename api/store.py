@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 from pydantic_core import to_json
 
+from stock_pipeline.contract import KEY
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Signature = tuple[int, int]
 Value = float | int | bool | str | None
-KEY_COLUMNS = ("ticker", "date")
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,10 @@ class FeatureSnapshot:
         """Index a features frame by ticker; keeps its column order after ticker and date."""
         frame = frame.assign(
             ticker=frame["ticker"].astype(str), date=_naive_days(frame["date"])
-        ).sort_values(list(KEY_COLUMNS), kind="stable")
+        ).sort_values(list(KEY), kind="stable")
         tickers = frame["ticker"].to_numpy()
         dates = frame["date"].to_numpy(dtype="datetime64[D]")
-        columns = tuple(str(c) for c in frame.columns if c not in KEY_COLUMNS)
+        columns = tuple(str(c) for c in frame.columns if c not in KEY)
         values = {c: _column_array(frame[c]) for c in columns}
         return cls(
             columns=columns,

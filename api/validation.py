@@ -6,8 +6,6 @@ from typing import Any
 
 import pandas as pd
 
-# An NSE/BSE symbol: upper-case letters, digits, & and -, then the exchange suffix.
-TICKER_PATTERN = r"^[A-Z0-9][A-Z0-9&-]{0,19}\.(NS|BO)$"
 COLUMNS_PATTERN = r"^[a-z][a-z0-9_]{0,39}(,[a-z][a-z0-9_]{0,39}){0,63}$"
 
 

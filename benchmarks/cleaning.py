@@ -34,15 +34,15 @@ def bronze_rows(tickers: int, sessions: int) -> pd.DataFrame:
 
 def ours(source: Path) -> None:
     """The cleaning nodes: validate, then the quality report."""
-    from stock_pipeline.pipelines.cleaning.nodes import report_quality_node, validate_prices_node
+    from stock_pipeline.pipelines.cleaning.nodes import report_quality, validate_prices
 
     params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_cleaning.yml").read_text())[
         "cleaning"
     ]
     raw = pd.read_parquet(source)
-    clean, rejected = validate_prices_node(raw, params, RUN_CONTEXT)
+    clean, rejected = validate_prices(raw, params, RUN_CONTEXT)
     tickers = {ticker: {"status": "created"} for ticker in raw["ticker"].unique()}
-    report_quality_node(raw, clean, rejected, {}, {"tickers": tickers}, params, RUN_CONTEXT)
+    report_quality(raw, clean, rejected, {}, {"tickers": tickers}, params, RUN_CONTEXT)
     print(f"clean {len(clean):,} rejected {len(rejected):,}", file=sys.stderr)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from stock_pipeline.pipelines.drift.nodes import detect_drift_node
-from stock_pipeline.pipelines.features.nodes import compute_features_node
+from stock_pipeline.pipelines.features.nodes import compute_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SEED_INDICATORS
@@ -31,7 +31,7 @@ RUN_CONTEXT = {"run_id": "benchmark", "started_at": "2024-01-01T00:00:00+00:00"}
 
 def features_of(prices: pd.DataFrame) -> pd.DataFrame:
     """The contract's feature columns, computed by the project's features node, warm-up dropped."""
-    return compute_features_node(prices, {"indicators": SEED_INDICATORS})
+    return compute_features(prices, {"indicators": SEED_INDICATORS})
 
 
 def simulate_market(

@@ -1,6 +1,6 @@
 """Ingestion benchmark: 60 tickers from a local Yahoo stub that answers every chart request in 200 ms.
 
-The real `ingest_prices_node` runs with the real YFinanceSource (yfinance and curl_cffi, pointed
+The real `ingest_prices` runs with the real YFinanceSource (yfinance and curl_cffi, pointed
 at the stub the way tests/sources does it, through LocalYahooSession) on an empty bronze layer
 (a first run: each ticker's whole window since ingestion.start_date), with max_workers=8 and with
 max_workers=1, side by side with the seed's 120 s for 60 tickers. The stub is a threaded HTTP
@@ -92,7 +92,7 @@ def chart_requests(base_url: str) -> int:
 def run_ingestion(
     params: dict[str, Any], delay: float, cache_dir: Path, warm: bool, stored: dict | None = None
 ) -> dict[str, Any]:
-    """One ingest_prices_node call against a fresh stub; wall time, requests, rows, statuses.
+    """One ingest_prices call against a fresh stub; wall time, requests, rows, statuses.
 
     yfinance's timezone cache starts empty in `cache_dir` (cold), or holding every ticker (warm).
     """
@@ -112,7 +112,7 @@ def run_ingestion(
         context = {"run_id": "benchmark", "started_at": datetime.now(UTC).isoformat()}
         loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in (stored or {}).items()}
         started = time.perf_counter()
-        changed, report = nodes.ingest_prices_node(loaders, params, context)
+        changed, report = nodes.ingest_prices(loaders, params, context)
         wall = time.perf_counter() - started
         requests = chart_requests(base_url)
     return {

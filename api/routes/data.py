@@ -9,7 +9,8 @@ from pydantic_core import to_json
 from api.models import FeatureRows, LatestBar, MarketSummaryDay, Problem, TickerInfo
 from api.services import ServicesDep
 from api.store import FeatureSnapshot
-from api.validation import COLUMNS_PATTERN, TICKER_PATTERN, sql_record
+from api.validation import COLUMNS_PATTERN, sql_record
+from stock_pipeline.contract import TICKER_LENGTH, TICKER_PATTERN
 
 router = APIRouter(tags=["data"])
 
@@ -19,7 +20,12 @@ ERRORS = {
 }
 Ticker = Annotated[
     str,
-    Path(pattern=TICKER_PATTERN, max_length=24, examples=["INFY.NS"], description="NSE symbol"),
+    Path(
+        pattern=TICKER_PATTERN,
+        max_length=TICKER_LENGTH,
+        examples=["INFY.NS"],
+        description="NSE symbol",
+    ),
 ]
 
 

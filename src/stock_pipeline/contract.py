@@ -74,10 +74,10 @@ class RunStatus(StrEnum):
 FINISHED_RUN_STATUSES = (RunStatus.SUCCESS, RunStatus.FAILED)
 
 # --- tickers ---------------------------------------------------------------------------------
+TICKER_LENGTH = 20  # the longest symbol with its suffix: the width of the SQL ticker columns
 # A Yahoo NSE/BSE symbol: upper-case letters, digits, &, _ and -, then the exchange suffix.
-TICKER_PATTERN = r"^[A-Z0-9][A-Z0-9&_-]{0,19}\.(NS|BO)$"
+TICKER_PATTERN = rf"^[A-Z0-9][A-Z0-9&_-]{{0,{TICKER_LENGTH - 4}}}\.(NS|BO)$"
 TICKER_SYNTAX = re.compile(TICKER_PATTERN)
-TICKER_LENGTH = 20  # the longest symbol with its suffix fits the SQL column
 
 # --- quality ---------------------------------------------------------------------------------
 QUALITY_SCORE_MAX = 100.0  # quality_score in the quality report runs from 0 to this

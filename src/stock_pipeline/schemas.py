@@ -7,6 +7,8 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from stock_pipeline.contract import OHLC
+
 
 class PricesSchema(pa.DataFrameModel):
     """`prices`: one row per (ticker, date), OHLC relations hold, prices positive, volume >= 0."""
@@ -36,9 +38,7 @@ class PricesSchema(pa.DataFrameModel):
     @classmethod
     def ohlc_consistent(cls, frame: pd.DataFrame) -> pd.Series:
         """High is the bar's maximum and low its minimum."""
-        open_, high, low, close = (
-            frame[name].to_numpy() for name in ("open", "high", "low", "close")
-        )
+        open_, high, low, close = (frame[name].to_numpy() for name in OHLC)
         body_top, body_bottom = np.maximum(open_, close), np.minimum(open_, close)
         return pd.Series(
             (high >= body_top) & (high >= low) & (low <= body_bottom), index=frame.index

@@ -1,10 +1,9 @@
 """The ticker universe: from the parameters or a file, checked before anything is fetched."""
 
-import re
 from pathlib import Path
 from typing import Any
 
-SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9&_-]{0,19}\.(NS|BO)$")
+from stock_pipeline.contract import TICKER_SYNTAX
 
 
 class UniverseError(ValueError):
@@ -20,7 +19,7 @@ def read_universe_file(path: str | Path) -> list[str]:
 def validate_universe(symbols: list[str], origin: str) -> list[str]:
     """The symbols, unchanged, after checking their syntax (Yahoo NSE/BSE form) and uniqueness."""
     for position, symbol in enumerate(symbols, start=1):
-        if not isinstance(symbol, str) or not SYMBOL.match(symbol):
+        if not isinstance(symbol, str) or not TICKER_SYNTAX.match(symbol):
             raise UniverseError(
                 f"{origin}: entry {position} {symbol!r} is not a Yahoo NSE/BSE symbol such as INFY.NS"
             )

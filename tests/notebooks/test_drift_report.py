@@ -8,7 +8,7 @@ import pandas as pd
 from kedro.io import DataCatalog
 
 from stock_pipeline.pipelines.drift.nodes import RESULT_COLUMNS
-from stock_pipeline.pipelines.reporting.nodes import build_drift_report_parameters_node
+from stock_pipeline.pipelines.reporting.nodes import build_drift_report_parameters
 
 TICKERS = ["INFY.NS", "TCS.NS", "WIPRO.NS", "HCLTECH.NS", "SBIN.NS", "ITC.NS", "LT.NS", "NTPC.NS"]
 FEATURES = ["sma_20", "rsi_14", "macd", "volatility", "daily_return"]
@@ -58,7 +58,7 @@ def test_the_report_charts_p_values_windows_and_history_of_drifted_features(
     catalog.save("features", features)
     catalog.save("drift_results", earlier)
     catalog.save("drift_results", results)  # appended: two as_of dates
-    parameters = build_drift_report_parameters_node(
+    parameters = build_drift_report_parameters(
         catalog.load("drift_results"), REPORTING, {"env": None, "run_id": "run-2"}
     )
 
@@ -77,7 +77,7 @@ def test_the_report_charts_p_values_windows_and_history_of_drifted_features(
 def test_the_report_renders_when_no_ticker_drifted(report_project: Callable[[], DataCatalog]):
     catalog = report_project()
     catalog.save("drift_results", drift_results(pd.Timestamp("2024-06-03"), "run-1", set()))
-    parameters = build_drift_report_parameters_node(
+    parameters = build_drift_report_parameters(
         catalog.load("drift_results"), REPORTING, {"env": None, "run_id": "run-2"}
     )
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from stock_pipeline.contract import BRONZE_COLUMNS
 from stock_pipeline.sources import CSVSource, NoDataError, SourceError, build_source
-from stock_pipeline.sources.base import BRONZE_COLUMNS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "csv"
 
@@ -25,7 +25,7 @@ def test_classic_header_keeps_values_as_written(csv_dir: Path):
         "TCS.NS", pd.Timestamp("2024-01-01"), pd.Timestamp("2024-12-31")
     )
     original = pd.read_csv(csv_dir / "TCS.NS.csv", dtype=str)
-    assert list(frame.columns) == BRONZE_COLUMNS
+    assert list(frame.columns) == list(BRONZE_COLUMNS)
     assert frame["close"].tolist() == original["Close"].tolist()
     assert frame["adj_close"].tolist() == original["Adj Close"].tolist()
 

@@ -4,14 +4,14 @@ from datetime import date
 
 import pytest
 
+from stock_pipeline.contract import BRONZE_COLUMNS
 from stock_pipeline.sources import NoDataError, SourceError, SyntheticSource, build_source
-from stock_pipeline.sources.base import BRONZE_COLUMNS
 from stock_pipeline.trading_calendar import nse_sessions
 
 
 def test_bars_are_nse_sessions_with_consistent_ohlc():
     bars = SyntheticSource(seed=1).fetch("TCS.NS", date(2024, 1, 1), date(2024, 3, 28))
-    assert list(bars.columns) == BRONZE_COLUMNS
+    assert list(bars.columns) == list(BRONZE_COLUMNS)
     assert list(bars["date"]) == list(nse_sessions("2024-01-01", "2024-03-28"))
     assert (bars["high"] >= bars[["open", "close", "low"]].max(axis=1)).all()
     assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError
+from stock_pipeline.contract import BRONZE_COLUMNS
+from stock_pipeline.sources.base import NoDataError, SourceError
 from stock_pipeline.sources.yfinance_source import (
     YF_COLUMNS,
     RetrySettings,
@@ -119,7 +120,7 @@ def test_split_keeps_raw_and_adjusted_close_and_the_ratio(
 
     bars = source.fetch("AAPL", date(2020, 8, 31), date(2020, 11, 6))
 
-    assert list(bars.columns) == BRONZE_COLUMNS
+    assert list(bars.columns) == list(BRONZE_COLUMNS)
     assert bars["date"].tolist() == _exchange_dates(chart, chart["timestamp"])
     np.testing.assert_allclose(bars["open"], _floats(quote["open"]))
     np.testing.assert_allclose(bars["close"], _floats(quote["close"]))
@@ -270,7 +271,7 @@ def test_intraday_bars_keep_exchange_time_and_drop_the_unfinished_bar() -> None:
         pd.Timestamp("2024-06-04 09:15"),
         pd.Timestamp("2024-06-04 09:20"),
     ]
-    assert list(bars.columns) == BRONZE_COLUMNS
+    assert list(bars.columns) == list(BRONZE_COLUMNS)
 
 
 def test_from_params_reads_the_ingestion_settings() -> None:
@@ -336,7 +337,7 @@ def test_intraday_bars_in_exchange_time_without_the_bar_in_progress(
 
     bars = source.fetch("TCS.NS", date(2024, 6, 3), date(2024, 6, 4))
 
-    assert list(bars.columns) == BRONZE_COLUMNS
+    assert list(bars.columns) == list(BRONZE_COLUMNS)
     assert bars["date"].dtype == "datetime64[ns]"  # naive: Asia/Kolkata wall-clock time
     assert bars["date"].iloc[0] == pd.Timestamp("2024-06-03 09:15")
     assert bars["date"].iloc[-1] == pd.Timestamp(last_bar)

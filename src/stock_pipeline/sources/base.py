@@ -5,8 +5,7 @@ from typing import Protocol
 
 import pandas as pd
 
-PRICE_COLUMNS = ["date", "open", "high", "low", "close", "adj_close", "volume"]
-BRONZE_COLUMNS = [*PRICE_COLUMNS, "dividends", "stock_splits"]
+from stock_pipeline.contract import BRONZE_COLUMNS
 
 
 class SourceError(Exception):

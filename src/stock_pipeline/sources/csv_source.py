@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError, bar_spacing
+from stock_pipeline.contract import BAR_VALUES, BRONZE_COLUMNS
+from stock_pipeline.sources.base import NoDataError, SourceError, bar_spacing
 from stock_pipeline.trading_calendar import NSE_TIMEZONE
 
-REQUIRED_COLUMNS = ["date", "open", "high", "low", "close", "volume"]
+# adj_close is optional: old exports and auto-adjusted downloads have none
+REQUIRED_COLUMNS = ["date", *(column for column in BAR_VALUES if column != "adj_close")]
 
 
 def _column_name(header: str) -> str:
@@ -68,7 +70,7 @@ def read_yfinance_csv(path: Path) -> pd.DataFrame:
         if optional not in frame.columns:
             frame[optional] = ""
     frame["date"] = _exchange_times(frame["date"])
-    return frame[BRONZE_COLUMNS]
+    return frame[list(BRONZE_COLUMNS)]
 
 
 class CSVSource:

@@ -11,7 +11,8 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError
+from stock_pipeline.contract import BRONZE_COLUMNS
+from stock_pipeline.sources.base import NoDataError, SourceError
 from stock_pipeline.trading_calendar import nse_sessions
 
 ORIGIN, HORIZON = "2005-01-03", "2030-12-31"  # every path spans this whole range
@@ -56,4 +57,4 @@ class SyntheticSource:
         window = bars[in_window].reset_index(drop=True)
         if window.empty:
             raise NoDataError(f"{ticker}: no synthetic sessions between {start} and {end}")
-        return window[BRONZE_COLUMNS]
+        return window[list(BRONZE_COLUMNS)]

@@ -28,7 +28,8 @@ from tenacity import (
 )
 from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
-from stock_pipeline.sources.base import BRONZE_COLUMNS, NoDataError, SourceError
+from stock_pipeline.contract import BRONZE_COLUMNS
+from stock_pipeline.sources.base import NoDataError, SourceError
 from stock_pipeline.trading_calendar import exchange_time, last_closed_session
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def _to_bronze(history: pd.DataFrame, interval: str) -> pd.DataFrame:
     bronze.insert(0, "date", local_time.normalize() if interval == "1d" else local_time)
     float_columns = [column for column in BRONZE_COLUMNS if column not in ("date", "volume")]
     bronze[float_columns] = bronze[float_columns].astype("float64")
-    return bronze[BRONZE_COLUMNS].sort_values("date", kind="stable", ignore_index=True)
+    return bronze[list(BRONZE_COLUMNS)].sort_values("date", kind="stable", ignore_index=True)
 
 
 class YFinanceSource:

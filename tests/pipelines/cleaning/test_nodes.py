@@ -6,12 +6,12 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from stock_pipeline.contract import QUARANTINE_COLUMNS
 from stock_pipeline.pipelines.cleaning import create_pipeline
 from stock_pipeline.pipelines.cleaning.nodes import (
-    QUARANTINE_COLUMNS,
-    combine_raw_prices_node,
-    consolidate_prices_node,
-    validate_prices_node,
+    combine_raw_prices,
+    consolidate_prices,
+    validate_prices,
 )
 from stock_pipeline.trading_calendar import nse_sessions
 
@@ -55,7 +55,7 @@ def bronze(ticker: str = "AAA.NS", sessions: int = 40, start: str = "2024-01-01"
 
 
 def clean(raw: pd.DataFrame, **overrides) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return validate_prices_node(raw, PARAMS | overrides, RUN_CONTEXT)
+    return validate_prices(raw, PARAMS | overrides, RUN_CONTEXT)
 
 
 def rule_of(quarantine: pd.DataFrame, raw_date: str) -> str:
@@ -67,7 +67,7 @@ def test_clean_data_passes_untouched():
     prices, quarantine = clean(raw)
     assert len(prices) == len(raw)
     assert quarantine.empty
-    assert list(quarantine.columns) == QUARANTINE_COLUMNS
+    assert list(quarantine.columns) == list(QUARANTINE_COLUMNS)
     assert not prices["is_filled"].any()
 
 
@@ -169,14 +169,14 @@ def test_combine_skips_unreadable_files_and_names_them():
     report = {
         "tickers": {ticker: {"status": "created"} for ticker in ["AAA.NS", "BBB.NS", "CCC.NS"]}
     }
-    combined, unreadable = combine_raw_prices_node(partitions, report)
+    combined, unreadable = combine_raw_prices(partitions, report)
     assert set(combined["ticker"]) == {"AAA.NS"}
     assert "garbled" in unreadable["BBB.NS"]
 
 
 def test_consolidated_prices_have_the_contract_columns():
     prices, _ = clean(bronze())
-    assert list(consolidate_prices_node(prices).columns) == [
+    assert list(consolidate_prices(prices).columns) == [
         "ticker",
         "date",
         "open",

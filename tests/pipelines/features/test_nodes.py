@@ -9,7 +9,7 @@ from kedro.runner import SequentialRunner
 
 from stock_pipeline.pipelines.features import create_pipeline
 from stock_pipeline.pipelines.features.indicators import IndicatorConfigError, build_indicators
-from stock_pipeline.pipelines.features.nodes import compute_features_node
+from stock_pipeline.pipelines.features.nodes import compute_features
 
 SEED_INDICATORS = [
     {"name": "daily_return"},
@@ -61,7 +61,7 @@ def prices(ticker: str = "AAA.NS", sessions: int = 200, seed: int = 1) -> pd.Dat
 
 def test_contract_columns_in_order_and_sorted():
     frame = pd.concat([prices("BBB.NS", seed=2), prices("AAA.NS")]).sample(frac=1, random_state=0)
-    features = compute_features_node(frame, PARAMS)
+    features = compute_features(frame, PARAMS)
     assert list(features.columns) == CONTRACT
     assert features[["ticker", "date"]].equals(
         features[["ticker", "date"]].sort_values(["ticker", "date"], ignore_index=True)
@@ -71,7 +71,7 @@ def test_contract_columns_in_order_and_sorted():
 
 def test_values_equal_talib_and_pandas_definitions():
     frame = prices()
-    features = compute_features_node(frame, PARAMS | {"drop_warmup": False})
+    features = compute_features(frame, PARAMS | {"drop_warmup": False})
     close = frame["close"].to_numpy()
     np.testing.assert_allclose(features["sma_20"], talib.SMA(close, 20), equal_nan=True)
     np.testing.assert_allclose(features["rsi_14"], talib.RSI(close, 14), equal_nan=True)
@@ -106,7 +106,7 @@ def test_hand_computed_values():
         {"name": "rsi", "timeperiod": 2},
         {"name": "volatility", "timeperiod": 3},
     ]
-    features = compute_features_node(frame, {"indicators": specs, "drop_warmup": False})
+    features = compute_features(frame, {"indicators": specs, "drop_warmup": False})
     assert features["sma_3"].tolist()[2:] == pytest.approx([11.0, 34 / 3, 12.0])
     assert features["daily_return"].iloc[1] == pytest.approx(0.1)
     # Wilder RSI(2), seeded by the average of the first two changes (+1, +1): gains 1, losses 0.
@@ -118,15 +118,13 @@ def test_hand_computed_values():
 
 
 def test_warmup_rows_are_dropped_per_ticker():
-    features = compute_features_node(pd.concat([prices("A"), prices("B", sessions=120)]), PARAMS)
+    features = compute_features(pd.concat([prices("A"), prices("B", sessions=120)]), PARAMS)
     assert features.groupby("ticker").size().to_dict() == {"A": 200 - 49, "B": 120 - 49}
 
 
 def test_a_ticker_does_not_change_when_others_are_added():
-    alone = compute_features_node(prices("AAA.NS"), PARAMS)
-    together = compute_features_node(
-        pd.concat([prices("AAA.NS"), prices("BBB.NS", seed=9)]), PARAMS
-    )
+    alone = compute_features(prices("AAA.NS"), PARAMS)
+    together = compute_features(pd.concat([prices("AAA.NS"), prices("BBB.NS", seed=9)]), PARAMS)
     pd.testing.assert_frame_equal(
         alone, together[together["ticker"] == "AAA.NS"].reset_index(drop=True)
     )
@@ -134,7 +132,7 @@ def test_a_ticker_does_not_change_when_others_are_added():
 
 def test_flat_series_gives_finite_values():
     frame = prices().assign(open=50.0, high=50.0, low=50.0, close=50.0, adj_close=50.0)
-    features = compute_features_node(frame, PARAMS)
+    features = compute_features(frame, PARAMS)
     assert np.isfinite(features.drop(columns=["ticker", "date"]).to_numpy(float)).all()
     assert (features["daily_return"] == 0).all()
     assert (features["volatility"].abs() < 1e-12).all()
@@ -142,16 +140,14 @@ def test_flat_series_gives_finite_values():
 
 
 def test_series_shorter_than_the_warmup_yields_no_rows():
-    features = compute_features_node(
-        pd.concat([prices("SHORT", sessions=30), prices("LONG")]), PARAMS
-    )
+    features = compute_features(pd.concat([prices("SHORT", sessions=30), prices("LONG")]), PARAMS)
     assert set(features["ticker"]) == {"LONG"}
 
 
 def test_adj_close_option_scales_every_price_input():
     frame = prices()
-    on_adjusted = compute_features_node(frame, PARAMS | {"price_column": "adj_close"})
-    on_close = compute_features_node(frame, PARAMS)
+    on_adjusted = compute_features(frame, PARAMS | {"price_column": "adj_close"})
+    on_close = compute_features(frame, PARAMS)
     np.testing.assert_allclose(on_adjusted["sma_20"], on_close["sma_20"] * 0.95)
     np.testing.assert_allclose(on_adjusted["rsi_14"], on_close["rsi_14"])
 
@@ -163,7 +159,7 @@ def test_any_talib_function_by_name():
         {"talib": "AROON", "timeperiod": 10},
         {"name": "bbands", "timeperiod": 20, "nbdevup": 2, "nbdevdn": 2},
     ]
-    features = compute_features_node(frame, {"indicators": specs, "drop_warmup": False})
+    features = compute_features(frame, {"indicators": specs, "drop_warmup": False})
     high, low, close = (frame[c].to_numpy(float) for c in ("high", "low", "close"))
     np.testing.assert_allclose(features["adx_14"], talib.ADX(high, low, close, 14), equal_nan=True)
     down, up = talib.AROON(high, low, 10)

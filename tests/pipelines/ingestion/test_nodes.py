@@ -6,19 +6,20 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from stock_pipeline.contract import BRONZE_COLUMNS
 from stock_pipeline.pipelines.ingestion.nodes import (
     IngestionFailedError,
-    check_failure_budget_node,
-    daily_ingestion_settings_node,
+    check_daily_ingestion_settings,
+    check_failure_budget,
+    check_intraday_ingestion_settings,
     fetch_window,
-    ingest_prices_node,
-    intraday_ingestion_settings_node,
+    ingest_prices,
     overlap_change,
     overlap_differs,
     to_bronze_text,
 )
 from stock_pipeline.sources import NoDataError
-from stock_pipeline.sources.base import BRONZE_COLUMNS, bar_spacing
+from stock_pipeline.sources.base import bar_spacing
 from stock_pipeline.trading_calendar import nse_sessions
 from stock_pipeline.universe import UniverseError
 
@@ -77,7 +78,7 @@ def params(**overrides) -> dict:
 def run(source: MarketSource, stored: dict, monkeypatch, **overrides):
     monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: source)
     loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in stored.items()}
-    return ingest_prices_node(loaders, params(**overrides), RUN_CONTEXT)
+    return ingest_prices(loaders, params(**overrides), RUN_CONTEXT)
 
 
 def test_first_run_fetches_the_whole_window(monkeypatch):
@@ -86,14 +87,14 @@ def test_first_run_fetches_the_whole_window(monkeypatch):
     assert set(changed) == {"AAA.NS", "BBB.NS"}
     assert report["counts"] == {"created": 2}
     assert changed["AAA.NS"]["date"].iloc[0] == "2024-01-01"
-    assert list(changed["AAA.NS"].columns) == BRONZE_COLUMNS
+    assert list(changed["AAA.NS"].columns) == list(BRONZE_COLUMNS)
 
 
 def test_session_of_today_is_not_stored_before_close(monkeypatch):
     source = MarketSource()
     context_open = {"run_id": "t", "started_at": "2024-03-28T06:00:00+00:00"}  # 11:30 IST, open
     monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: source)
-    changed, _ = ingest_prices_node({}, params(), context_open)
+    changed, _ = ingest_prices({}, params(), context_open)
     assert changed["AAA.NS"]["date"].iloc[-1] == "2024-03-27"
 
 
@@ -143,8 +144,8 @@ def test_failure_budget():
         "tickers": {"A": {"status": "failed", "reason": "x"}, "B": {"status": "created"}},
     }
     with pytest.raises(IngestionFailedError, match="1 of 2 tickers failed"):
-        check_failure_budget_node(report, 0.2)
-    check_failure_budget_node(report, 0.5)
+        check_failure_budget(report, 0.2)
+    check_failure_budget(report, 0.5)
 
 
 def test_bronze_text_round_trip():
@@ -212,16 +213,16 @@ def intraday_run(source, stored, monkeypatch, started_at, **overrides):
     monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: source)
     loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in stored.items()}
     context = {"run_id": "intraday", "started_at": started_at}
-    return ingest_prices_node(loaders, params(interval="5m", **overrides), context)
+    return ingest_prices(loaders, params(interval="5m", **overrides), context)
 
 
 def test_settings_nodes_keep_each_bronze_layer_to_its_intervals():
-    assert daily_ingestion_settings_node(params())["interval"] == "1d"
-    assert intraday_ingestion_settings_node(params(interval="15m"))["interval"] == "15m"
+    assert check_daily_ingestion_settings(params())["interval"] == "1d"
+    assert check_intraday_ingestion_settings(params(interval="15m"))["interval"] == "15m"
     with pytest.raises(ValueError, match=r"--pipelines=intraday --params=ingestion.interval=5m"):
-        daily_ingestion_settings_node(params(interval="5m"))
+        check_daily_ingestion_settings(params(interval="5m"))
     with pytest.raises(ValueError, match=r"'1d'.*5m/15m bars only"):
-        intraday_ingestion_settings_node(params())
+        check_intraday_ingestion_settings(params())
 
 
 def test_intraday_window_ends_today_and_starts_within_the_source_limit(caplog):
@@ -285,7 +286,7 @@ def test_switching_interval_rewrites_the_bronze_file(monkeypatch):
     )
     loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in first.items()}
     context = {"run_id": "daily", "started_at": "2024-06-05T12:00:00+00:00"}
-    changed, report = ingest_prices_node(loaders, params(start_date="2024-06-03"), context)
+    changed, report = ingest_prices(loaders, params(start_date="2024-06-03"), context)
     entry = report["tickers"]["AAA.NS"]
     assert entry["status"] == "refreshed"
     assert entry["reason"] == "stored bars are 5m, this run asks for 1d: rewritten"

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.pipelines.cleaning.nodes import report_quality_node, validate_prices_node
+from stock_pipeline.pipelines.cleaning.nodes import report_quality, validate_prices
 from stock_pipeline.pipelines.cleaning.rules import outside_session_hours, parse_numbers
 
 RUN_CONTEXT = {"run_id": "intraday", "started_at": "2024-06-04T05:07:12+00:00"}  # 10:37:12 IST
@@ -51,7 +51,7 @@ def session(day: str, first: str = "09:15", last: str = "15:25") -> list[str]:
 
 def test_a_clean_session_passes_with_its_times():
     raw = bars(session("2024-06-03"))
-    clean, quarantine = validate_prices_node(raw, PARAMS, RUN_CONTEXT)
+    clean, quarantine = validate_prices(raw, PARAMS, RUN_CONTEXT)
     assert quarantine.empty
     assert len(clean) == 75
     assert clean["date"].iloc[-1] == pd.Timestamp("2024-06-03 15:25")
@@ -68,7 +68,7 @@ def test_off_hours_weekend_duplicate_and_future_bars_are_quarantined():
         "2024-06-04 10:30:00",  # finished before the run (10:37:12)
         "2024-06-04 10:45:00",  # after the run's time, on the run's day
     ]
-    clean, quarantine = validate_prices_node(bars(stamps), PARAMS, RUN_CONTEXT)
+    clean, quarantine = validate_prices(bars(stamps), PARAMS, RUN_CONTEXT)
     rules = quarantine.set_index("raw_date")["rule"]
     assert rules.to_dict() == {
         "2024-06-03 09:10:00": "outside_session_hours",
@@ -96,17 +96,17 @@ def test_daily_bars_are_not_held_to_session_hours():
 
 def test_freshness_counts_sessions_from_the_last_bars_day():
     raw = bars(session("2024-05-31") + session("2024-06-03") + session("2024-06-04", last="10:30"))
-    clean, quarantine = validate_prices_node(raw, PARAMS, RUN_CONTEXT)
+    clean, quarantine = validate_prices(raw, PARAMS, RUN_CONTEXT)
     ingestion = {"window": {"end": "2024-06-04"}, "tickers": {"AAA.NS": {"status": "created"}}}
-    report = report_quality_node(raw, clean, quarantine, {}, ingestion, PARAMS, RUN_CONTEXT)
+    report = report_quality(raw, clean, quarantine, {}, ingestion, PARAMS, RUN_CONTEXT)
     freshness = report["tickers"]["AAA.NS"]["freshness"]
     assert freshness["last_session"] == "2024-06-04"
     assert freshness["missing_sessions"] == 0
     assert not freshness["stale"]
 
     stale_raw = bars(session("2024-05-30"))
-    stale_clean, stale_quarantine = validate_prices_node(stale_raw, PARAMS, RUN_CONTEXT)
-    report = report_quality_node(
+    stale_clean, stale_quarantine = validate_prices(stale_raw, PARAMS, RUN_CONTEXT)
+    report = report_quality(
         stale_raw, stale_clean, stale_quarantine, {}, ingestion, PARAMS, RUN_CONTEXT
     )
     freshness = report["tickers"]["AAA.NS"]["freshness"]

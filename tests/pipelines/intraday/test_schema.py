@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from stock_pipeline.datasets import SQLUpsertDataset
 from stock_pipeline.db import upgrade_database
-from stock_pipeline.pipelines.intraday.nodes import stamp_intraday_rows_node
+from stock_pipeline.pipelines.intraday.nodes import stamp_intraday_rows
 
 TABLE = "stock_features_intraday"
 INDEXES = {
@@ -83,12 +83,12 @@ def test_table_constraints_indexes_and_trigger(db_url):
 
 def test_upsert_is_keyed_on_the_bar_time_and_reruns_change_nothing(db_url, tmp_path):
     target = dataset(db_url, tmp_path)
-    rows = stamp_intraday_rows_node(features([100.0, 101.0, 102.0]))
+    rows = stamp_intraday_rows(features([100.0, 101.0, 102.0]))
     target.save(rows)
     target.save(rows)
     assert (tmp_path / "report.json").read_text().count('"unchanged": 3') == 1
 
-    target.save(stamp_intraday_rows_node(features([100.0, 101.5, 102.0, 103.0])))
+    target.save(stamp_intraday_rows(features([100.0, 101.5, 102.0, 103.0])))
     stored = target.load()
     assert len(stored) == 4
     local = stored["timestamp"].dt.tz_convert("Asia/Kolkata").dt.tz_localize(None)
@@ -100,4 +100,4 @@ def test_upsert_is_keyed_on_the_bar_time_and_reruns_change_nothing(db_url, tmp_p
 def test_constraints_reject_an_impossible_bar(db_url, tmp_path):
     bad = features([100.0]).assign(high=80.0)
     with pytest.raises(DatasetError, match="valid_ohlc"):
-        dataset(db_url, tmp_path).save(stamp_intraday_rows_node(bad))
+        dataset(db_url, tmp_path).save(stamp_intraday_rows(bad))

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 from stock_pipeline.datasets import SQLUpsertDataset
 from stock_pipeline.pipelines.persistence import create_pipeline
-from stock_pipeline.pipelines.persistence.nodes import select_stock_features_node
+from stock_pipeline.pipelines.persistence.nodes import select_stock_features
 
 
 def make_features() -> pd.DataFrame:
@@ -38,12 +38,12 @@ def make_features() -> pd.DataFrame:
 def test_select_keeps_every_row_without_lookback():
     features = make_features()
     pd.testing.assert_frame_equal(
-        select_stock_features_node(features, {"lookback_days": None}), features
+        select_stock_features(features, {"lookback_days": None}), features
     )
 
 
 def test_select_keeps_the_last_lookback_days():
-    selected = select_stock_features_node(make_features(), {"lookback_days": 1})
+    selected = select_stock_features(make_features(), {"lookback_days": 1})
     assert selected["date"].unique().tolist() == [pd.Timestamp("2024-01-03")]
     assert len(selected) == 2
 

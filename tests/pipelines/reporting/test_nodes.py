@@ -3,8 +3,8 @@
 import pandas as pd
 
 from stock_pipeline.pipelines.reporting.nodes import (
-    build_drift_report_parameters_node,
-    build_quality_report_parameters_node,
+    build_drift_report_parameters,
+    build_quality_report_parameters,
 )
 
 PARAMS = {
@@ -34,7 +34,7 @@ def _drift_results(rows: list[tuple[str, str]]) -> pd.DataFrame:
 def test_quality_parameters_name_every_reported_ticker_when_none_is_configured():
     report = {"tickers": {"TCS.NS": {}, "INFY.NS": {}}}
 
-    parameters = build_quality_report_parameters_node(report, PARAMS, RUN_CONTEXT)
+    parameters = build_quality_report_parameters(report, PARAMS, RUN_CONTEXT)
 
     assert parameters == {
         "env": "sample",
@@ -49,7 +49,7 @@ def test_quality_parameters_name_every_reported_ticker_when_none_is_configured()
 def test_quality_parameters_keep_the_configured_tickers():
     params = {**PARAMS, "tickers": ["TCS.NS"]}
 
-    parameters = build_quality_report_parameters_node({"tickers": {}}, params, RUN_CONTEXT)
+    parameters = build_quality_report_parameters({"tickers": {}}, params, RUN_CONTEXT)
 
     assert parameters["tickers"] == ["TCS.NS"]
 
@@ -59,7 +59,7 @@ def test_drift_report_shows_the_as_of_of_the_latest_drift_run():
         [("2024-06-03", "2024-06-03T10.00.00.000Z"), ("2020-03-17", "2024-06-04T09.00.00.000Z")]
     )
 
-    parameters = build_drift_report_parameters_node(results, PARAMS, RUN_CONTEXT)
+    parameters = build_drift_report_parameters(results, PARAMS, RUN_CONTEXT)
 
     assert parameters == {"env": "sample", "as_of": "2020-03-17", "tickers": None, "features": None}
 
@@ -67,10 +67,10 @@ def test_drift_report_shows_the_as_of_of_the_latest_drift_run():
 def test_a_configured_as_of_wins_and_no_results_give_none():
     params = {**PARAMS, "drift": {"as_of": "2024-05-02", "features": ["rsi_14"]}}
 
-    configured = build_drift_report_parameters_node(
+    configured = build_drift_report_parameters(
         _drift_results([("2024-06-03", "r")]), params, RUN_CONTEXT
     )
-    empty = build_drift_report_parameters_node(_drift_results([]), PARAMS, RUN_CONTEXT)
+    empty = build_drift_report_parameters(_drift_results([]), PARAMS, RUN_CONTEXT)
 
     assert (configured["as_of"], configured["features"]) == ("2024-05-02", ["rsi_14"])
     assert empty["as_of"] is None

@@ -7,6 +7,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stock_pipeline.contract import (
+    BAR_VALUES,
+    BRONZE_COLUMNS,
+    PRICES_COLUMNS,
+    QUARANTINE_COLUMNS,
+    RAW_COLUMNS,
+    SILVER_COLUMNS,
+)
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
     completeness_by_ticker,
@@ -15,27 +23,12 @@ from stock_pipeline.pipelines.cleaning.quality import (
     summarize,
     ticker_report,
 )
-from stock_pipeline.sources.base import BRONZE_COLUMNS
 from stock_pipeline.trading_calendar import exchange_time, expected_last_session
 
 logger = logging.getLogger(__name__)
 
-PRICES_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "adj_close", "volume"]
-FLAG_COLUMNS = ["is_filled", "is_outlier", "is_ghost_bar", "is_suspected_split"]
-RAW_COLUMNS = [f"raw_{column}" for column in ["date", *rules.NUMBER_COLUMNS]]
-QUARANTINE_COLUMNS = [
-    "ticker",
-    "date",
-    "stage",
-    "rule",
-    "reason",
-    *RAW_COLUMNS,
-    "run_id",
-    "quarantined_at",
-]
 
-
-def combine_raw_prices_node(
+def combine_raw_prices(
     raw_prices: dict[str, Callable[[], pd.DataFrame]], ingestion_report: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The ingested universe's bronze rows in one text frame, and the files that could not be read."""
@@ -53,7 +46,7 @@ def combine_raw_prices_node(
         if missing:
             unreadable[ticker] = f"bronze file lacks columns {missing}"
             continue
-        frames.append(frame[BRONZE_COLUMNS].fillna("").astype(str).assign(ticker=ticker))
+        frames.append(frame[list(BRONZE_COLUMNS)].fillna("").astype(str).assign(ticker=ticker))
     columns = ["ticker", *BRONZE_COLUMNS]
     combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     return combined[columns].astype(str), unreadable
@@ -121,16 +114,16 @@ def _reject_before_fill(
 def _forward_fill(parsed: pd.DataFrame, limit: int) -> pd.DataFrame:
     """Fill missing numbers from the ticker's previous session, at most `limit` in a row; mark filled rows."""
     ordered = parsed.sort_values(["ticker", "date"], kind="stable")
-    missing_before = ordered[rules.NUMBER_COLUMNS].isna().any(axis=1)
-    filled = ordered.groupby("ticker", sort=False)[rules.NUMBER_COLUMNS].ffill(limit=limit)
-    ordered[rules.NUMBER_COLUMNS] = filled
+    missing_before = ordered[list(BAR_VALUES)].isna().any(axis=1)
+    filled = ordered.groupby("ticker", sort=False)[list(BAR_VALUES)].ffill(limit=limit)
+    ordered[list(BAR_VALUES)] = filled
     ordered["is_filled"] = missing_before & filled.notna().all(axis=1)
     return ordered
 
 
 def _reject_after_fill(prices: pd.DataFrame, limit: int) -> pd.DataFrame:
     """Rules on repaired rows, in order: still missing, non-positive price, negative volume, OHLC."""
-    still_missing = prices[rules.NUMBER_COLUMNS].isna().any(axis=1)
+    still_missing = prices[list(BAR_VALUES)].isna().any(axis=1)
     checks = [
         (
             "missing_value",
@@ -175,16 +168,16 @@ def _quarantine_rows(
             "reason": verdicts.loc[rejected, "reason"],
         }
     )
-    for column, raw_column in zip(["date", *rules.NUMBER_COLUMNS], RAW_COLUMNS, strict=True):
+    for column, raw_column in zip(["date", *list(BAR_VALUES)], RAW_COLUMNS, strict=True):
         rows[raw_column] = raw.loc[rejected, column]
     rows["run_id"] = run_context["run_id"]
     rows["quarantined_at"] = pd.Timestamp(run_context["started_at"])
-    return rows[QUARANTINE_COLUMNS].astype(
+    return rows[list(QUARANTINE_COLUMNS)].astype(
         {"ticker": str, "stage": str, "rule": str, "reason": str}
     )
 
 
-def validate_prices_node(
+def validate_prices(
     raw: pd.DataFrame, params: dict[str, Any], run_context: dict[str, Any]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Clean prices with flags (silver) and every rejected row with its rule and reason."""
@@ -209,16 +202,12 @@ def validate_prices_node(
         )
         flagged = flagged[~outliers]
     quarantine = _quarantine_rows(raw, parsed, verdicts.reindex(raw.index), run_context)
-    clean = (
-        flagged[PRICES_COLUMNS + FLAG_COLUMNS]
-        .sort_values(["ticker", "date"])
-        .reset_index(drop=True)
-    )
+    clean = flagged[list(SILVER_COLUMNS)].sort_values(["ticker", "date"]).reset_index(drop=True)
     logger.info("cleaning kept %d rows and quarantined %d", len(clean), len(quarantine))
     return clean, quarantine
 
 
-def report_quality_node(
+def report_quality(
     raw: pd.DataFrame,
     clean: pd.DataFrame,
     rejected_rows: pd.DataFrame,
@@ -261,11 +250,11 @@ def report_quality_node(
     }
 
 
-def record_quarantine_node(rejected_rows: pd.DataFrame) -> pd.DataFrame:
+def record_quarantine(rejected_rows: pd.DataFrame) -> pd.DataFrame:
     """This run's rejected rows, ordered, for appending to the quarantine."""
     return rejected_rows.sort_values(["ticker", "raw_date"], kind="stable").reset_index(drop=True)
 
 
-def consolidate_prices_node(clean_prices: pd.DataFrame) -> pd.DataFrame:
+def consolidate_prices(clean_prices: pd.DataFrame) -> pd.DataFrame:
     """All tickers' clean prices in one table with the contract columns."""
-    return clean_prices[PRICES_COLUMNS].reset_index(drop=True)
+    return clean_prices[list(PRICES_COLUMNS)].reset_index(drop=True)

@@ -3,11 +3,11 @@
 from kedro.pipeline import Node, Pipeline
 
 from stock_pipeline.pipelines.cleaning.nodes import (
-    combine_raw_prices_node,
-    consolidate_prices_node,
-    record_quarantine_node,
-    report_quality_node,
-    validate_prices_node,
+    combine_raw_prices,
+    consolidate_prices,
+    record_quarantine,
+    report_quality,
+    validate_prices,
 )
 
 
@@ -16,25 +16,25 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=combine_raw_prices_node,
+                func=combine_raw_prices,
                 inputs=["raw_prices", "ingestion_report"],
                 outputs=["raw_price_rows", "unreadable_bronze"],
                 name="combine_raw_prices_node",
             ),
             Node(
-                func=validate_prices_node,
+                func=validate_prices,
                 inputs=["raw_price_rows", "params:cleaning", "run_context"],
                 outputs=["clean_prices", "rejected_rows"],
                 name="validate_prices_node",
             ),
             Node(
-                func=record_quarantine_node,
+                func=record_quarantine,
                 inputs="rejected_rows",
                 outputs="quarantine",
                 name="record_quarantine_node",
             ),
             Node(
-                func=report_quality_node,
+                func=report_quality,
                 inputs=[
                     "raw_price_rows",
                     "clean_prices",
@@ -48,7 +48,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_quality_node",
             ),
             Node(
-                func=consolidate_prices_node,
+                func=consolidate_prices,
                 inputs="clean_prices",
                 outputs="prices",
                 name="consolidate_prices_node",

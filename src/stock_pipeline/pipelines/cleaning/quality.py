@@ -4,7 +4,7 @@ from typing import Any
 
 import pandas as pd
 
-from stock_pipeline.pipelines.cleaning.rules import NUMBER_COLUMNS
+from stock_pipeline.contract import BAR_VALUES
 from stock_pipeline.trading_calendar import nse_sessions, session_close
 
 SCORE_WEIGHTS = {"validity": 0.5, "completeness": 0.3, "freshness": 0.2}
@@ -12,7 +12,7 @@ SCORE_WEIGHTS = {"validity": 0.5, "completeness": 0.3, "freshness": 0.2}
 
 def completeness_by_ticker(raw: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per ticker, empty cells per number column of the bronze rows, as counts and percentages."""
-    empty = pd.DataFrame({column: raw[column].str.strip().eq("") for column in NUMBER_COLUMNS})
+    empty = pd.DataFrame({column: raw[column].str.strip().eq("") for column in BAR_VALUES})
     grouped = empty.groupby(raw["ticker"].to_numpy(), sort=False)
     counts, shares = grouped.sum().astype(int), (100 * grouped.mean()).round(3)
     return {
@@ -57,7 +57,7 @@ def ticker_report(
     """One ticker's section of the report, from its bronze row count and empty cells."""
     validity = len(clean) / total if total else 0.0
     empty_share = (
-        sum(completeness["null_counts"].values()) / (total * len(NUMBER_COLUMNS)) if total else 1.0
+        sum(completeness["null_counts"].values()) / (total * len(BAR_VALUES)) if total else 1.0
     )
     scores = {
         "validity": validity,

@@ -8,11 +8,9 @@ within the session's hours.
 import numpy as np
 import pandas as pd
 
+from stock_pipeline.contract import BAR_VALUES, OHLC, PRICE_VALUES
 from stock_pipeline.trading_calendar import is_session, within_session_hours
 
-NUMBER_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume"]
-PRICE_COLUMNS = ["open", "high", "low", "close", "adj_close"]
-OHLC = ["open", "high", "low", "close"]
 SPLIT_RATIOS = np.array([1 / 10, 1 / 5, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2, 3, 4, 5, 10])
 
 
@@ -20,7 +18,7 @@ def parse_numbers(raw: pd.DataFrame) -> pd.DataFrame:
     """Dates and numbers parsed from bronze text; what does not parse (or is not finite) becomes NaN."""
     parsed = pd.DataFrame({"ticker": raw["ticker"].astype(str)}, index=raw.index)
     parsed["date"] = pd.to_datetime(raw["date"], errors="coerce", format="ISO8601")
-    for column in NUMBER_COLUMNS:
+    for column in BAR_VALUES:
         values = pd.to_numeric(raw[column].str.strip(), errors="coerce")
         parsed[column] = values.where(np.isfinite(values))
     return parsed
@@ -34,7 +32,7 @@ def _text_blank(raw: pd.DataFrame, column: str) -> pd.Series:
 def unparsable_value(raw: pd.DataFrame, parsed: pd.DataFrame) -> pd.Series:
     """Reason text where a date or number column holds text that is not one, else NaN."""
     reasons = pd.Series(np.nan, index=raw.index, dtype=object)
-    for column in ["date", *NUMBER_COLUMNS]:
+    for column in ["date", *BAR_VALUES]:
         bad = ~_text_blank(raw, column) & parsed[column].isna() & reasons.isna()
         text = raw.loc[bad, column].str.slice(0, 40).map(repr)
         reasons[bad] = column + "=" + text + " does not parse"
@@ -81,7 +79,7 @@ def duplicate_date(parsed: pd.DataFrame) -> pd.Series:
 
 def non_positive_price(parsed: pd.DataFrame) -> pd.Series:
     """Rows with a price at or below zero."""
-    return (parsed[PRICE_COLUMNS] <= 0).any(axis=1)
+    return (parsed[list(PRICE_VALUES)] <= 0).any(axis=1)
 
 
 def negative_volume(parsed: pd.DataFrame) -> pd.Series:
@@ -98,7 +96,7 @@ def ohlc_inconsistent(parsed: pd.DataFrame) -> pd.Series:
 
 def ghost_bar(prices: pd.DataFrame) -> pd.Series:
     """Zero-volume bars with open = high = low = close: a placeholder, not trading."""
-    ohlc = prices[OHLC].to_numpy()
+    ohlc = prices[list(OHLC)].to_numpy()
     flat = (ohlc == ohlc[:, :1]).all(axis=1)
     return prices["volume"].eq(0) & flat
 

@@ -5,9 +5,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stock_pipeline.contract import PRICES_COLUMNS
 from stock_pipeline.pipelines.features.indicators import Indicator, build_indicators
 
-PRICE_COLUMNS = ["ticker", "date", "open", "high", "low", "close", "adj_close", "volume"]
 PRICE_CHOICES = ("close", "adj_close")
 
 
@@ -68,16 +68,16 @@ def compute_indicators(
     return columns, positions
 
 
-def compute_features_node(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def compute_features(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Prices plus configured indicators, per ticker, sorted by ticker then date, warm-up dropped."""
     indicators = build_indicators(params["indicators"])
-    ordered = _sorted_by_ticker_and_date(prices[PRICE_COLUMNS].reset_index(drop=True))
+    ordered = _sorted_by_ticker_and_date(prices[list(PRICES_COLUMNS)].reset_index(drop=True))
     columns, positions = compute_indicators(
         ordered, indicators, params.get("price_column", "close")
     )
     warmup = max((indicator.lookback for indicator in indicators), default=0)
     keep = positions >= warmup if params.get("drop_warmup", True) else np.ones(len(ordered), bool)
-    output = {name: ordered[name].array[keep] for name in PRICE_COLUMNS}
+    output = {name: ordered[name].array[keep] for name in PRICES_COLUMNS}
     output["volume"] = ordered["volume"].to_numpy(np.float64)[keep]
     output.update({name: values[keep] for name, values in columns.items()})
     return pd.DataFrame(output, copy=False)

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from stock_pipeline.pipelines.features.nodes import compute_features_node
+from stock_pipeline.pipelines.features.nodes import compute_features
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=compute_features_node,
+                func=compute_features,
                 inputs=["prices", "params:features"],
                 outputs="features",
                 name="compute_features_node",

@@ -13,16 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES
 from stock_pipeline.progress import run_concurrently
 from stock_pipeline.sources import PriceSource, SourceError, build_source
-from stock_pipeline.sources.base import BRONZE_COLUMNS, bar_spacing
+from stock_pipeline.sources.base import bar_spacing
 from stock_pipeline.trading_calendar import exchange_time, expected_last_session, sessions_back
 from stock_pipeline.universe import resolve_universe
 
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[], pd.DataFrame]
-COMPARED_COLUMNS = ["open", "high", "low", "close", "adj_close"]
 DAILY_INTERVALS = ("1d",)
 INTRADAY_INTERVALS = ("5m", "15m")
 
@@ -72,7 +72,7 @@ def _checked_settings(params: dict[str, Any], intervals: tuple[str, ...], hint: 
     return params
 
 
-def daily_ingestion_settings_node(params: dict[str, Any]) -> dict[str, Any]:
+def check_daily_ingestion_settings(params: dict[str, Any]) -> dict[str, Any]:
     """The ingestion parameters for daily bronze (interval 1d), else a clear error."""
     return _checked_settings(
         params,
@@ -81,7 +81,7 @@ def daily_ingestion_settings_node(params: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def intraday_ingestion_settings_node(params: dict[str, Any]) -> dict[str, Any]:
+def check_intraday_ingestion_settings(params: dict[str, Any]) -> dict[str, Any]:
     """The ingestion parameters for intraday bronze (interval 5m or 15m), else a clear error."""
     return _checked_settings(
         params,
@@ -147,9 +147,9 @@ def _parsed_dates(frame: pd.DataFrame) -> pd.Series:
 
 def _prices(frame: pd.DataFrame) -> np.ndarray:
     """The compared price columns as floats (text that is no number becomes NaN)."""
-    flat = pd.Series(frame[COMPARED_COLUMNS].to_numpy().ravel())
+    flat = pd.Series(frame[list(PRICE_VALUES)].to_numpy().ravel())
     numbers = pd.to_numeric(flat, errors="coerce").to_numpy(np.float64)
-    return numbers.reshape(len(frame), len(COMPARED_COLUMNS))
+    return numbers.reshape(len(frame), len(PRICE_VALUES))
 
 
 def overlap_change(stored: pd.DataFrame, fetched: pd.DataFrame) -> OverlapChange | None:
@@ -165,7 +165,7 @@ def overlap_change(stored: pd.DataFrame, fetched: pd.DataFrame) -> OverlapChange
     return OverlapChange(
         float(change[row, column]),
         str(stored["date"].iloc[row]),
-        COMPARED_COLUMNS[column],
+        PRICE_VALUES[column],
         float(old[row, column]),
         float(new[row, column]),
     )
@@ -241,14 +241,14 @@ def ingest_ticker(
         new_rows = fetched[_parsed_dates(fetched) > last_stored]
         if new_rows.empty:
             return TickerOutcome("unchanged", len(fetched), len(stored))
-        combined = pd.concat([stored[BRONZE_COLUMNS], new_rows], ignore_index=True)
+        combined = pd.concat([stored[list(BRONZE_COLUMNS)], new_rows], ignore_index=True)
         return TickerOutcome("updated", len(fetched), len(combined), data=combined)
     except (SourceError, OSError, ValueError, pd.errors.ParserError) as error:
         logger.warning("ingestion of %s failed: %s", ticker, error)
         return TickerOutcome("failed", reason=f"{type(error).__name__}: {error}")
 
 
-def ingest_prices_node(
+def ingest_prices(
     raw_prices_stored: dict[str, Loader],
     params: dict[str, Any],
     run_context: dict[str, Any],
@@ -322,7 +322,7 @@ def _ingestion_report(
     }
 
 
-def check_failure_budget_node(ingestion_report: dict[str, Any], max_failed_ratio: float) -> None:
+def check_failure_budget(ingestion_report: dict[str, Any], max_failed_ratio: float) -> None:
     """Fail the run when more than max_failed_ratio of the tickers failed; name them and why."""
     failed = {
         ticker: entry["reason"]

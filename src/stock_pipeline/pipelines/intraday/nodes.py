@@ -5,7 +5,7 @@ import pandas as pd
 from stock_pipeline.trading_calendar import NSE_TIMEZONE
 
 
-def stamp_intraday_rows_node(features: pd.DataFrame) -> pd.DataFrame:
+def stamp_intraday_rows(features: pd.DataFrame) -> pd.DataFrame:
     """Feature rows with `date` renamed `timestamp` and made tz-aware (Asia/Kolkata) for SQL.
 
     The files hold naive Asia/Kolkata wall-clock bar start times; the table stores the same instant

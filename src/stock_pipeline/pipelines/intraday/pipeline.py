@@ -13,8 +13,8 @@ in SQL (`stock_features_intraday`, key ticker + timestamp). Indicator periods co
 from kedro.pipeline import Node, Pipeline
 
 from stock_pipeline.pipelines import cleaning, features, ingestion, persistence
-from stock_pipeline.pipelines.ingestion.nodes import intraday_ingestion_settings_node
-from stock_pipeline.pipelines.intraday.nodes import stamp_intraday_rows_node
+from stock_pipeline.pipelines.ingestion.nodes import check_intraday_ingestion_settings
+from stock_pipeline.pipelines.intraday.nodes import stamp_intraday_rows
 
 NAMESPACE = "intraday"
 SHARED_PARAMETERS = {
@@ -32,7 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     stamped = Pipeline(
         [
             Node(
-                func=stamp_intraday_rows_node,
+                func=stamp_intraday_rows,
                 inputs="sql_rows",
                 outputs="stock_features_sql",
                 name="stamp_intraday_rows_node",
@@ -40,7 +40,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         ]
     )
     stages = [
-        ingestion.create_pipeline(settings=intraday_ingestion_settings_node),
+        ingestion.create_pipeline(settings=check_intraday_ingestion_settings),
         cleaning.create_pipeline(),
         features.create_pipeline(),
         selected,

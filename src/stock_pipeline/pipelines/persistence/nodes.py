@@ -5,7 +5,7 @@ from typing import Any
 import pandas as pd
 
 
-def select_stock_features_node(features: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def select_stock_features(features: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Feature rows of the last `lookback_days` calendar days (all rows when null) to upsert."""
     lookback_days = params.get("lookback_days")
     if lookback_days is None or features.empty:

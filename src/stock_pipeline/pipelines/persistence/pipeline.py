@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from stock_pipeline.pipelines.persistence.nodes import select_stock_features_node
+from stock_pipeline.pipelines.persistence.nodes import select_stock_features
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=select_stock_features_node,
+                func=select_stock_features,
                 inputs=["features", "params:persistence"],
                 outputs="stock_features_sql",
                 name="select_stock_features_node",

@@ -5,7 +5,7 @@ from typing import Any
 import pandas as pd
 
 
-def build_quality_report_parameters_node(
+def build_quality_report_parameters(
     quality_report: dict[str, Any], params: dict[str, Any], run_context: dict[str, Any]
 ) -> dict[str, Any]:
     """Parameters of notebooks/quality_report.ipynb: the run, its tickers and date range."""
@@ -19,7 +19,7 @@ def build_quality_report_parameters_node(
     }
 
 
-def build_drift_report_parameters_node(
+def build_drift_report_parameters(
     drift_results: pd.DataFrame, params: dict[str, Any], run_context: dict[str, Any]
 ) -> dict[str, Any]:
     """Parameters of notebooks/drift_report.ipynb: the as_of to show, its tickers and features."""

@@ -3,8 +3,8 @@
 from kedro.pipeline import Node, Pipeline
 
 from stock_pipeline.pipelines.reporting.nodes import (
-    build_drift_report_parameters_node,
-    build_quality_report_parameters_node,
+    build_drift_report_parameters,
+    build_quality_report_parameters,
 )
 
 
@@ -13,13 +13,13 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=build_quality_report_parameters_node,
+                func=build_quality_report_parameters,
                 inputs=["quality_report", "params:reporting", "run_context"],
                 outputs="quality_report_html",
                 name="build_quality_report_parameters_node",
             ),
             Node(
-                func=build_drift_report_parameters_node,
+                func=build_drift_report_parameters,
                 inputs=["drift_results", "params:reporting", "run_context"],
                 outputs="drift_report_html",
                 name="build_drift_report_parameters_node",
