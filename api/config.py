@@ -8,8 +8,8 @@ from typing import Any
 
 from kedro.config import OmegaConfigLoader
 
+from stock_pipeline.configuration import config_loader
 from stock_pipeline.db import database_url, resolve_db_url
-from stock_pipeline.settings import CONFIG_LOADER_ARGS
 
 logger = logging.getLogger(__name__)
 
@@ -17,16 +17,12 @@ PROJECT_ROOT_ENV = "STOCK_PIPELINE_PROJECT_ROOT"
 API_KEY_ENV = "STOCK_PIPELINE_API_KEY"
 DEFAULT_ENV = "local"
 
-# Catalog entry tried first for each file the API serves, and the path used when it has none.
-CATALOG_FILES = {
-    "features": ("features", "data/04_feature/features.parquet"),
-    "quality_report": ("quality_report", "data/08_reporting/quality/quality_report.json"),
-    "drift_results": ("drift_results", "data/08_reporting/drift/drift_results.parquet"),
-    "drift_recommendations": (
-        "drift_recommendations",
-        "data/08_reporting/drift/recommendations.json",
-    ),
-}
+# The catalog entries whose files the API serves.
+CATALOG_FILES = ("features", "quality_report", "drift_results", "drift_recommendations")
+
+
+class ApiConfigError(RuntimeError):
+    """The project's configuration does not say where a file the API serves is."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +55,13 @@ def _config_section(loader: OmegaConfigLoader, key: str) -> dict[str, Any]:
         return {}
 
 
-def _catalog_path(catalog: dict[str, Any], name: str, default: str, root: Path) -> Path:
-    """The file path of a catalog entry when it names a file, else the default, under root."""
+def _catalog_path(catalog: dict[str, Any], name: str, root: Path) -> Path:
+    """The local file of a catalog entry, under root."""
     entry = catalog.get(name)
     filepath = entry.get("filepath") if isinstance(entry, dict) else None
-    chosen = filepath if isinstance(filepath, str) and "://" not in filepath else default
-    path = Path(chosen)
+    if not isinstance(filepath, str) or "://" in filepath:
+        raise ApiConfigError(f"catalog entry {name!r} names no local file: {entry!r}")
+    path = Path(filepath)
     return path if path.is_absolute() else root / path
 
 
@@ -72,13 +69,10 @@ def load_config(project_root: Path | None = None, env: str | None = None) -> Api
     """Read catalog paths and `api` parameters for the environment KEDRO_ENV (default local)."""
     root = (project_root or default_project_root()).resolve()
     chosen_env = env or os.environ.get("KEDRO_ENV") or DEFAULT_ENV
-    loader = OmegaConfigLoader(conf_source=str(root / "conf"), env=chosen_env, **CONFIG_LOADER_ARGS)
+    loader = config_loader(root, chosen_env)
     catalog = _config_section(loader, "catalog")
     api_params = _config_section(loader, "parameters").get("api") or {}
-    files = {
-        key: _catalog_path(catalog, name, default, root)
-        for key, (name, default) in CATALOG_FILES.items()
-    }
+    files = {name: _catalog_path(catalog, name, root) for name in CATALOG_FILES}
     return ApiConfig(
         project_root=root,
         env=chosen_env,

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from stock_pipeline.contract import PIPELINE_RUNS
 from stock_pipeline.db import mask_url
-from stock_pipeline.run_records import pipeline_runs
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ class Database:
 
     def recent_runs(self, limit: int) -> list[dict[str, Any]]:
         """The last runs recorded in pipeline_runs, newest first."""
-        columns = [c for c in pipeline_runs.columns if c.name != "record"]
-        statement = sa.select(*columns).order_by(pipeline_runs.c.started_at.desc()).limit(limit)
+        columns = [c for c in PIPELINE_RUNS.columns if c.name != "record"]
+        statement = sa.select(*columns).order_by(PIPELINE_RUNS.c.started_at.desc()).limit(limit)
         return self._query(statement)
 
     def dispose(self) -> None:

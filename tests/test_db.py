@@ -12,7 +12,7 @@ from stock_pipeline.db import (
     at_head,
     connect,
     create_db_engine,
-    ensure_upgraded,
+    mask_secrets,
     upgrade_database,
 )
 
@@ -31,8 +31,14 @@ def test_at_head_only_after_every_migration(tmp_path: Path):
     upgrade_database(url, "0002_pipeline_runs")
     with connect(engine) as connection:
         assert not at_head(connection)
-        ensure_upgraded(connection, url)  # migrates the rest
+    upgrade_database(url)  # migrates the rest
+    with connect(engine) as connection:
         assert at_head(connection)
         tables = connection.execute(text("select name from sqlite_master")).scalars().all()
     engine.dispose()
     assert "stock_features_intraday" in tables
+
+
+def test_mask_secrets() -> None:
+    assert mask_secrets("x postgresql://u:p%40ss@h/db y") == "x postgresql://u:***@h/db y"
+    assert mask_secrets("sqlite:///data/x.db") == "sqlite:///data/x.db"

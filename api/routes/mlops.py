@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse
 
 from api.database import DatabaseUnavailable
 from api.health import (
-    freshness,
     freshness_component,
     overall_score,
     quality_component,
@@ -28,11 +27,11 @@ from api.models import (
 )
 from api.routes.data import ERRORS, Ticker
 from api.services import DataNotReady, Services, ServicesDep
+from stock_pipeline.contract import FINISHED_RUN_STATUSES, RunStatus, freshness
 
 router = APIRouter(prefix="/mlops", tags=["mlops"])
 
 NOT_FOUND = {404: {"model": Problem, "description": "Unknown ticker"}}
-FINISHED = ("success", "failed")
 
 
 def database_check(services: Services) -> tuple[HealthComponent, RunSummary | None]:
@@ -55,7 +54,11 @@ def run_component(run: RunSummary | None) -> HealthComponent:
     """The last run's outcome as a health check."""
     if run is None:
         return HealthComponent(status="unknown", score=0.0, detail="no recorded run")
-    scores = {"success": ("ok", 1.0), "running": ("ok", 1.0), "failed": ("down", 0.0)}
+    scores = {
+        RunStatus.SUCCESS: ("ok", 1.0),
+        RunStatus.RUNNING: ("ok", 1.0),
+        RunStatus.FAILED: ("down", 0.0),
+    }
     state, score = scores.get(run.status, ("unknown", 0.0))
     return HealthComponent(status=state, score=score, detail=f"{run.run_id}: {run.status}")
 
@@ -85,7 +88,7 @@ def system_health(services: ServicesDep) -> Any:
         overall_health_score=overall_score(components),
         data_freshness_hours=fresh.hours_behind,
         max_staleness_hours=max_hours,
-        last_data_date=fresh.last_data_date,
+        last_data_date=fresh.last_session,
         expected_session=fresh.expected_session,
         database="down" if database.status == "down" else "ok",
         components=components,
@@ -112,13 +115,13 @@ def distribution(values: list[float]) -> Distribution:
 
 def run_metrics(runs: list[RunSummary]) -> PipelineMetrics:
     """Latency, throughput, success rate and rows over the runs."""
-    finished = [r for r in runs if r.status in FINISHED]
+    finished = [r for r in runs if r.status in FINISHED_RUN_STATUSES]
     timed = [r for r in finished if r.duration_seconds]
     return PipelineMetrics(
         runs=len(runs),
         finished_runs=len(finished),
         success_rate=(
-            round(sum(r.status == "success" for r in finished) / len(finished), 4)
+            round(sum(r.status == RunStatus.SUCCESS for r in finished) / len(finished), 4)
             if finished
             else None
         ),

@@ -54,13 +54,15 @@ QUARANTINE_KEY = ("ticker", "raw_date", "stage", "rule", *RAW_COLUMNS[1:])
 
 # --- statuses --------------------------------------------------------------------------------
 class TickerStatus(StrEnum):
-    """What a run did to one ticker's bronze data (ingestion report, run records)."""
+    """What a run did to one ticker: its bronze data (ingestion report, run records), and OK or
+    FAILED for its clean rows (quality report)."""
 
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     REFRESHED = "refreshed"  # a corporate action: the whole history was refetched
     FAILED = "failed"
+    OK = "ok"
 
 
 class RunStatus(StrEnum):

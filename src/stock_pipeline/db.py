@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -24,10 +25,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0003_stock_features_intraday"  # the newest migration; a test keeps this in step
 
 logger = logging.getLogger(__name__)
-_upgraded: set[str] = set()
-_migration_lock = (
-    threading.RLock()
-)  # Alembic's `context` is process-global: one migration at a time
+# Alembic's `context` is process-global: one migration at a time
+_migration_lock = threading.RLock()
+_SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 class DatabaseUnavailableError(ConnectionError):
@@ -45,6 +45,11 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparsable database URL>"
+
+
+def mask_secrets(text: str) -> str:
+    """The text with passwords inside any URLs in it replaced by ***."""
+    return _SECRET_IN_URL.sub(r"\1***@", text)
 
 
 def resolve_db_url(url: str, project_path: Path) -> str:
@@ -133,12 +138,16 @@ def apply_migrations(connection: Connection, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def upgrade_database(url: str, revision: str = "head") -> None:
-    """Migrate the database at `url` to `revision`: objects are created when absent, never dropped."""
+def upgrade_database(url: str, revision: str = "head", attempts: int = 5) -> None:
+    """Migrate the database at `url` to `revision`: objects are created when absent, never dropped.
+
+    A database already at head costs one query: Alembic is not even imported.
+    """
     engine = create_db_engine(url)
     try:
-        with connect(engine) as connection:
-            apply_migrations(connection, revision)
+        with connect(engine, attempts=attempts) as connection:
+            if revision != "head" or not at_head(connection):
+                apply_migrations(connection, revision)
     finally:
         engine.dispose()
 
@@ -152,15 +161,6 @@ def at_head(connection: Connection) -> bool:
         )
     connection.commit()
     return current == [HEAD_REVISION]
-
-
-def ensure_upgraded(connection: Connection, url: str) -> None:
-    """Migrate to head once per URL and process (the migrations lock against other processes)."""
-    with _migration_lock:
-        if url not in _upgraded:
-            if not at_head(connection):
-                apply_migrations(connection)
-            _upgraded.add(url)
 
 
 def main(argv: list[str] | None = None) -> None:

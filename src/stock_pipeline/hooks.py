@@ -1,12 +1,32 @@
-"""Hooks that give every run its identity."""
+"""Kedro hooks: the run's identity, the database schema before any node, and the run's record."""
 
+import logging
+import threading
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Node, Pipeline
+
+from stock_pipeline.contract import RunStatus
+from stock_pipeline.db import (
+    DatabaseUnavailableError,
+    database_url,
+    mask_secrets,
+    mask_url,
+    resolve_db_url,
+    upgrade_database,
+)
+from stock_pipeline.run_store import RUNS_DIR, RunStore
+
+logger = logging.getLogger(__name__)
 
 RUN_CONTEXT = "run_context"
+SQL_DATASET_TYPE = "SQLUpsertDataset"
 
 
 def make_run_context(
@@ -15,6 +35,11 @@ def make_run_context(
     """The run's id, environment and start time (UTC, ISO 8601) that nodes stamp on what they write."""
     started = now or datetime.now(UTC)
     return {"run_id": run_id, "env": env or "local", "started_at": started.isoformat()}
+
+
+def _project_path(run_params: dict[str, Any]) -> Path:
+    """The project folder of the run (the working directory when Kedro does not say)."""
+    return Path(run_params.get("project_path") or Path.cwd())
 
 
 class RunContextHooks:
@@ -26,3 +51,144 @@ class RunContextHooks:
         run_id = run_params.get("run_id") or run_params.get("session_id") or "unknown"
         context = make_run_context(str(run_id), env=run_params.get("env"))
         catalog[RUN_CONTEXT] = MemoryDataset(context)
+
+
+class DatabaseHooks:
+    """Migrate the database once per run, before any node and before the run record is stored.
+
+    A run whose pipeline writes SQL fails at once when the database is unreachable; any other run
+    only warns (its record then stays a JSON file).
+    """
+
+    def __init__(self, db_url: str | None = None):
+        self._db_url = db_url
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        """Bring the schema to head (one query when it already is)."""
+        url = resolve_db_url(self._db_url or database_url(), _project_path(run_params))
+        writes_sql = any(
+            SQL_DATASET_TYPE in (catalog.get_type(name) or "") for name in pipeline.datasets()
+        )
+        try:
+            upgrade_database(url, attempts=5 if writes_sql else 1)
+        except DatabaseUnavailableError as error:
+            if writes_sql:
+                raise
+            logger.warning("Database %s not migrated: %s", mask_url(url), error)
+
+
+class RunRecordHooks:
+    """Record each run (timings, rows, ticker outcomes) in data/08_reporting/runs and pipeline_runs."""
+
+    def __init__(self, runs_dir: str = RUNS_DIR, db_url: str | None = None):
+        self._runs_dir = runs_dir
+        self._db_url = db_url
+        self._lock = threading.Lock()
+        self._record: dict[str, Any] = {}
+        self._node_started: dict[str, float] = {}
+        self._store: RunStore | None = None
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        """Open the run's record and store it as running."""
+        project_path = _project_path(run_params)
+        url = resolve_db_url(self._db_url or database_url(), project_path)
+        self._store = RunStore(project_path / self._runs_dir, url)
+        self._node_started = {}
+        self._record = {
+            "run_id": str(run_params.get("run_id") or datetime.now(UTC).isoformat()),
+            "pipeline": ",".join(run_params.get("pipeline_names") or ["__default__"]),
+            "env": run_params.get("env"),
+            "status": RunStatus.RUNNING,
+            "started_at": datetime.now(UTC),
+            "finished_at": None,
+            "duration_seconds": None,
+            "nodes": {},
+            "tickers": {"ok": [], "failed": {}},
+            "error": None,
+            "_clock": time.perf_counter(),
+        }
+        self._store.save(self.record())
+
+    @hook_impl
+    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+        """Note when the node starts and how many rows it reads."""
+        with self._lock:
+            self._node_started[node.name] = time.perf_counter()
+            self._record.setdefault("nodes", {})[node.name] = {
+                "status": "running",
+                "duration_seconds": None,
+                "rows_in": _total_rows(inputs),
+                "rows_out": None,
+            }
+
+    @hook_impl
+    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+        """Note the node's duration, rows written, and the ticker outcomes a report carries."""
+        with self._lock:
+            entry = self._node_entry(node)
+            entry.update(status="success", rows_out=_total_rows(outputs))
+            for data in outputs.values():
+                if isinstance(data, dict) and isinstance(data.get("ticker_outcomes"), dict):
+                    self._record["tickers"] = data["ticker_outcomes"]
+
+    @hook_impl
+    def on_node_error(self, error: Exception, node: Node) -> None:
+        """Note which node failed and why."""
+        with self._lock:
+            self._node_entry(node).update(status="failed", error=mask_secrets(str(error)))
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        """Close the record as a success and store it."""
+        self._finish(RunStatus.SUCCESS, None)
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        """Close the record as a failure with the error and store it."""
+        self._finish(RunStatus.FAILED, mask_secrets(f"{type(error).__name__}: {error}"))
+
+    def _node_entry(self, node: Node) -> dict[str, Any]:
+        """The node's entry with its duration filled in."""
+        entry = self._record.setdefault("nodes", {}).setdefault(node.name, {})
+        started = self._node_started.pop(node.name, None)
+        if started is not None:
+            entry["duration_seconds"] = round(time.perf_counter() - started, 6)
+        return entry
+
+    def _finish(self, status: RunStatus, error: str | None) -> None:
+        """Stamp the end of the run and store the record."""
+        if not self._record or self._store is None:
+            return
+        self._record.update(
+            status=status,
+            error=error,
+            finished_at=datetime.now(UTC),
+            duration_seconds=round(time.perf_counter() - self._record["_clock"], 6),
+        )
+        self._store.save(self.record())
+
+    def record(self) -> dict[str, Any]:
+        """The run record as stored: JSON-ready, with totals over the nodes."""
+        with self._lock:
+            record = {k: v for k, v in self._record.items() if not k.startswith("_")}
+            nodes = {name: dict(entry) for name, entry in record["nodes"].items()}
+        record["status"] = str(record["status"])
+        record["nodes"] = nodes
+        record["node_count"] = len(nodes)
+        record["rows_in"] = sum(e.get("rows_in") or 0 for e in nodes.values())
+        record["rows_out"] = sum(e.get("rows_out") or 0 for e in nodes.values())
+        record["tickers_ok"] = len(record["tickers"]["ok"])
+        record["tickers_failed"] = len(record["tickers"]["failed"])
+        for key in ("started_at", "finished_at"):
+            record[key] = record[key].isoformat() if record[key] else None
+        return record
+
+
+def _total_rows(datasets: dict[str, Any]) -> int | None:
+    """Rows summed over the DataFrames among the datasets, None when there is none."""
+    counts = [len(data) for data in datasets.values() if isinstance(data, pd.DataFrame)]
+    return sum(counts) if counts else None

@@ -1,17 +1,11 @@
-"""Project settings: config loader, hooks and the resolvers the catalog uses."""
+"""Project settings: config loader and hooks."""
 
 from kedro.config import OmegaConfigLoader
 
-from stock_pipeline.db import database_url
-from stock_pipeline.hooks import RunContextHooks
-from stock_pipeline.run_records import RunRecordHooks
+from stock_pipeline import configuration
+from stock_pipeline.hooks import DatabaseHooks, RunContextHooks, RunRecordHooks
 
-HOOKS = (RunContextHooks(), RunRecordHooks())
+HOOKS = (RunContextHooks(), DatabaseHooks(), RunRecordHooks())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
-CONFIG_LOADER_ARGS = {
-    "base_env": "base",
-    "default_run_env": "local",
-    "merge_strategy": {"parameters": "soft"},
-    "custom_resolvers": {"db_url": database_url},
-}
+CONFIG_LOADER_ARGS = configuration.CONFIG_LOADER_ARGS

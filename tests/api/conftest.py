@@ -1,6 +1,7 @@
 """A temporary project root with small generated pipeline outputs, a migrated SQLite DB, and the app."""
 
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -14,10 +15,11 @@ from fastapi.testclient import TestClient
 
 from api.config import load_config
 from api.main import create_app
+from stock_pipeline.contract import PIPELINE_RUNS
 from stock_pipeline.db import upgrade_database
-from stock_pipeline.run_records import pipeline_runs
 from stock_pipeline.trading_calendar import last_closed_session, nse_sessions
 
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TICKERS = ("BAJAJ-AUTO.NS", "INFY.NS", "M&M.NS")
 SESSIONS = 80
 FEATURES = "data/04_feature/features.parquet"
@@ -123,7 +125,7 @@ def write_runs(url: str) -> None:
         for run_id, status, day, seconds, rows_out in rows:
             started = start + timedelta(days=day)
             connection.execute(
-                pipeline_runs.insert().values(
+                PIPELINE_RUNS.insert().values(
                     run_id=run_id,
                     pipeline="daily",
                     env="local",
@@ -181,9 +183,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_date: date) -
     for env in ("base", "local"):
         (tmp_path / "conf" / env).mkdir(parents=True)
     (tmp_path / "conf/base/parameters_api.yml").write_text(API_PARAMETERS)
-    (tmp_path / "conf/base/catalog.yml").write_text(
-        f"features:\n  type: pandas.ParquetDataset\n  filepath: {FEATURES}\n"
-    )
+    for catalog in (PROJECT_ROOT / "conf/base").glob("catalog*.yml"):  # the project's own paths
+        shutil.copy(catalog, tmp_path / "conf/base" / catalog.name)
     features = make_features(fresh_date)
     write_parquet(features, tmp_path / FEATURES)
     quality = tmp_path / "data/08_reporting/quality/quality_report.json"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.config import load_config
+from api.config import ApiConfigError, load_config
 from api.store import CachedFile, FeatureSnapshot, read_features
 from stock_pipeline.db import resolve_db_url
 
@@ -121,7 +121,7 @@ def test_cached_file_keeps_the_last_good_copy(tmp_path: Path) -> None:
 def test_config_reads_catalog_paths_and_parameters(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (project / "conf/base/catalog.yml").write_text(
+    (project / "conf/local/catalog.yml").write_text(
         "features:\n  type: pandas.ParquetDataset\n  filepath: data/elsewhere/f.parquet\n"
     )
     (project / "conf/local/parameters.yml").write_text("api:\n  max_staleness_hours: 5\n")
@@ -132,6 +132,12 @@ def test_config_reads_catalog_paths_and_parameters(
     assert config.max_staleness_hours == 5
     assert config.reload_interval_seconds == 0.05
     assert config.api_key == "k"
+
+
+def test_config_without_a_catalog_entry_is_a_clear_error(project: Path) -> None:
+    (project / "conf/base/catalog_drift.yml").unlink()
+    with pytest.raises(ApiConfigError, match="drift_results"):
+        load_config(project)
 
 
 def test_relative_sqlite_paths_resolve_against_the_project(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from kedro.io import AbstractDataset, DatasetError
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from stock_pipeline.db import connect, create_db_engine, ensure_upgraded, mask_url
+from stock_pipeline.db import connect, create_db_engine, mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,6 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def _connect(self) -> Connection:
         """A connection to a database migrated to the latest schema."""
         connection = connect(self._engine, self._connect_attempts, self._retry_wait)
-        ensure_upgraded(connection, self._url)
         return connection
 
     def _exists(self) -> bool:

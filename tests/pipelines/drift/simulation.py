@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from stock_pipeline.pipelines.features.indicators import CONTRACT_INDICATORS
-from stock_pipeline.pipelines.features.nodes import compute_features_node
+from stock_pipeline.pipelines.features.nodes import compute_features
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RUN_CONTEXT = {"run_id": "run-1", "started_at": "2024-06-03T18:00:00+00:00"}
@@ -14,7 +14,7 @@ RUN_CONTEXT = {"run_id": "run-1", "started_at": "2024-06-03T18:00:00+00:00"}
 
 def features_of(prices: pd.DataFrame) -> pd.DataFrame:
     """The contract's feature columns, computed by the project's features node, warm-up dropped."""
-    return compute_features_node(prices, {"indicators": CONTRACT_INDICATORS})
+    return compute_features(prices, {"indicators": CONTRACT_INDICATORS})
 
 
 def simulated_features(

@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from stock_pipeline.datasets import SQLUpsertDataset
+from stock_pipeline.db import upgrade_database
 from stock_pipeline.pipelines.drift.nodes import (
     RESULT_COLUMNS,
     _benjamini_hochberg,
@@ -252,10 +253,10 @@ def test_alerts_are_one_row_per_drifted_feature_of_this_run_and_upsert_without_d
         ["AAA.NS", "daily_return"],
         ["AAA.NS", "volatility"],
     ]
+    url = f"sqlite:///{tmp_path / 'alerts.db'}"
+    upgrade_database(url)
     table = SQLUpsertDataset(
-        table="model_health_alerts",
-        keys=["ticker", "feature", "as_of"],
-        url=f"sqlite:///{tmp_path / 'alerts.db'}",
+        table="model_health_alerts", keys=["ticker", "feature", "as_of"], url=url
     )
     table.save(alerts)
     table.save(build_health_alerts_node(results, RUN_CONTEXT))

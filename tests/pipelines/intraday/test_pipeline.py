@@ -19,6 +19,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from stock_pipeline.datasets import SQLUpsertDataset
+from stock_pipeline.db import upgrade_database
 from stock_pipeline.pipeline_registry import register_pipelines
 from stock_pipeline.pipelines.intraday import create_pipeline
 from stock_pipeline.settings import CONFIG_LOADER_ARGS
@@ -74,6 +75,7 @@ class IntradayRuns:
     ) -> None:
         self.bronze = tmp_path / "01_raw" / "intraday"
         self.db_url = f"sqlite:///{tmp_path / 'stock_pipeline.db'}"
+        upgrade_database(self.db_url)
         self.stub = stub
         self.parameters = parameters
         self.monkeypatch = monkeypatch

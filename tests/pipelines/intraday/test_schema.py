@@ -51,6 +51,7 @@ def features(closes: list[float]) -> pd.DataFrame:
 
 
 def dataset(url: str, tmp_path) -> SQLUpsertDataset:
+    upgrade_database(url)
     return SQLUpsertDataset(
         table=TABLE,
         keys=["ticker", "timestamp"],

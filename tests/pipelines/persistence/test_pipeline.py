@@ -8,6 +8,7 @@ from kedro.runner import SequentialRunner
 from sqlalchemy import create_engine, text
 
 from stock_pipeline.datasets import SQLUpsertDataset
+from stock_pipeline.db import upgrade_database
 from stock_pipeline.pipelines.persistence import create_pipeline
 from stock_pipeline.pipelines.persistence.nodes import select_stock_features
 
@@ -51,6 +52,7 @@ def test_select_keeps_the_last_lookback_days():
 def test_pipeline_upserts_features_and_reports(tmp_path):
     url = f"sqlite:///{tmp_path / 'stock.db'}"
     report = tmp_path / "persistence_report.json"
+    upgrade_database(url)
 
     def run() -> dict:
         catalog = DataCatalog(

@@ -87,6 +87,7 @@ def test_views_summarise_the_stored_rows(db_url):
             "rsi_14": [40.0, 50.0, 70.0],
         }
     )
+    upgrade_database(db_url)
     SQLUpsertDataset(table="stock_features", keys=["ticker", "date"], url=db_url).save(frame)
 
     latest = rows(db_url, "SELECT ticker, volume FROM latest_stock_data ORDER BY ticker")

@@ -23,7 +23,7 @@ from stock_pipeline.pipelines.cleaning.quality import (
     summarize,
     ticker_report,
 )
-from stock_pipeline.trading_calendar import exchange_time, expected_last_session
+from stock_pipeline.trading_calendar import exchange_time
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def report_quality(
 ) -> dict[str, Any]:
     """The quality report: every configured ticker's section plus a run-level summary."""
     now = pd.Timestamp(run_context["started_at"])
-    expected = expected_last_session(ingestion_report.get("window", {}).get("end"), now)
+    end_date = ingestion_report.get("window", {}).get("end")
     ingestion = ingestion_report.get("tickers", {})
     raw_rows = raw["ticker"].value_counts()
     completeness = completeness_by_ticker(raw)
@@ -233,7 +233,7 @@ def report_quality(
             continue
         ticker_clean = clean_by_ticker.get(ticker, clean.iloc[:0])
         last = ticker_clean["date"].max().normalize() if len(ticker_clean) else None
-        freshness = freshness_section(last, expected, now, params["freshness_threshold_hours"])
+        freshness = freshness_section(last, end_date, now, params["freshness_threshold_hours"])
         rejected = rejected_by_ticker.get(ticker, rejected_rows.iloc[:0])
         tickers[ticker] = ticker_report(
             int(raw_rows[ticker]), completeness[ticker], ticker_clean, rejected, freshness

@@ -4,8 +4,7 @@ from typing import Any
 
 import pandas as pd
 
-from stock_pipeline.contract import BAR_VALUES
-from stock_pipeline.trading_calendar import nse_sessions, session_close
+from stock_pipeline.contract import BAR_VALUES, TickerStatus, freshness
 
 SCORE_WEIGHTS = {"validity": 0.5, "completeness": 0.3, "freshness": 0.2}
 
@@ -25,25 +24,16 @@ def completeness_by_ticker(raw: pd.DataFrame) -> dict[str, dict[str, Any]]:
 
 
 def freshness_section(
-    last_day: pd.Timestamp | None, expected: pd.Timestamp, now: pd.Timestamp, threshold: float
+    last_day: pd.Timestamp | None, end_date: str | None, now: pd.Timestamp, threshold: float
 ) -> dict[str, Any]:
-    """How far behind the last expected NSE session a ticker's data is."""
-    if last_day is None or pd.isna(last_day):
-        return {
-            "last_session": None,
-            "expected_session": expected.date().isoformat(),
-            "missing_sessions": None,
-            "hours_since_expected": None,
-            "stale": True,
-        }
-    missing = nse_sessions(last_day + pd.Timedelta(days=1), expected)
-    hours = 0.0 if missing.empty else (now - session_close(missing[0])).total_seconds() / 3600
+    """How far behind the last expected NSE session a ticker's data is (the contract's rule)."""
+    fresh = freshness(last_day, now, end_date)
     return {
-        "last_session": last_day.date().isoformat(),
-        "expected_session": expected.date().isoformat(),
-        "missing_sessions": len(missing),
-        "hours_since_expected": round(hours, 2),
-        "stale": hours > threshold,
+        "last_session": fresh.last_session.isoformat() if fresh.last_session else None,
+        "expected_session": fresh.expected_session.isoformat(),
+        "missing_sessions": fresh.missing_sessions,
+        "hours_since_expected": fresh.hours_behind,
+        "stale": fresh.is_stale(threshold),
     }
 
 
@@ -91,7 +81,7 @@ def ticker_report(
         "quality_score": round(
             100 * sum(SCORE_WEIGHTS[key] * scores[key] for key in SCORE_WEIGHTS), 2
         ),
-        "status": "ok" if len(clean) else "failed",
+        "status": TickerStatus.OK if len(clean) else TickerStatus.FAILED,
         "reason": None if len(clean) else "no clean rows",
     }
 
@@ -103,7 +93,7 @@ def failed_ticker(reason: str) -> dict[str, Any]:
         "clean_rows": 0,
         "quarantined_rows": 0,
         "quality_score": 0.0,
-        "status": "failed",
+        "status": TickerStatus.FAILED,
         "reason": reason,
     }
 
@@ -111,7 +101,7 @@ def failed_ticker(reason: str) -> dict[str, Any]:
 def summarize(tickers: dict[str, Any], quarantine: pd.DataFrame) -> dict[str, Any]:
     """Run-level counts across tickers."""
     sections = pd.DataFrame.from_dict(tickers, orient="index")
-    failed = sections["status"].eq("failed") if len(sections) else pd.Series(dtype=bool)
+    failed = sections["status"].eq(TickerStatus.FAILED) if len(sections) else pd.Series(dtype=bool)
     stale = [ticker for ticker, entry in tickers.items() if entry.get("freshness", {}).get("stale")]
     return {
         "tickers": len(tickers),

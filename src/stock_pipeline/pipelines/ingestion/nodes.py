@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES
+from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, TickerStatus
 from stock_pipeline.progress import run_concurrently
 from stock_pipeline.sources import PriceSource, SourceError, build_source
 from stock_pipeline.sources.base import bar_spacing
@@ -35,7 +35,7 @@ class IngestionFailedError(RuntimeError):
 class TickerOutcome:
     """What happened to one ticker: status (created, updated, unchanged, refreshed, failed) and data to store."""
 
-    status: str
+    status: TickerStatus
     rows_fetched: int = 0
     rows_stored: int = 0
     reason: str | None = None
@@ -204,7 +204,7 @@ def _refetch(
         len(stored),
         dropped,
     )
-    return TickerOutcome("refreshed", rows_fetched + len(full), len(full), reason, full)
+    return TickerOutcome(TickerStatus.REFRESHED, rows_fetched + len(full), len(full), reason, full)
 
 
 def ingest_ticker(
@@ -222,7 +222,7 @@ def ingest_ticker(
         stored_dates = _parsed_dates(stored) if stored is not None else pd.Series()
         if stored is None or stored.empty or stored_dates.isna().all():
             full = to_bronze_text(source.fetch(ticker, start, end))
-            return TickerOutcome("created", len(full), len(full), data=full)
+            return TickerOutcome(TickerStatus.CREATED, len(full), len(full), data=full)
         stored_interval = bar_spacing(stored_dates)
         if stored_interval not in (None, interval):
             reason = f"stored bars are {stored_interval}, this run asks for {interval}: rewritten"
@@ -240,12 +240,12 @@ def ingest_ticker(
             return _refetch(ticker, stored, source, window, len(fetched), reason)
         new_rows = fetched[_parsed_dates(fetched) > last_stored]
         if new_rows.empty:
-            return TickerOutcome("unchanged", len(fetched), len(stored))
+            return TickerOutcome(TickerStatus.UNCHANGED, len(fetched), len(stored))
         combined = pd.concat([stored[list(BRONZE_COLUMNS)], new_rows], ignore_index=True)
-        return TickerOutcome("updated", len(fetched), len(combined), data=combined)
+        return TickerOutcome(TickerStatus.UPDATED, len(fetched), len(combined), data=combined)
     except (SourceError, OSError, ValueError, pd.errors.ParserError) as error:
         logger.warning("ingestion of %s failed: %s", ticker, error)
-        return TickerOutcome("failed", reason=f"{type(error).__name__}: {error}")
+        return TickerOutcome(TickerStatus.FAILED, reason=f"{type(error).__name__}: {error}")
 
 
 def ingest_prices(
@@ -266,7 +266,7 @@ def ingest_prices(
             ),
             tickers,
             params["max_workers"],
-            failed=lambda outcome: outcome.status == "failed",
+            failed=lambda outcome: outcome.status == TickerStatus.FAILED,
             description="ingesting",
         )
     )
@@ -279,7 +279,9 @@ def ingest_prices(
 def _log_summary(report: dict[str, Any]) -> None:
     """One line per run: tickers per status, the refreshed ones by name, rows fetched."""
     entries = report["tickers"]
-    refreshed = [ticker for ticker, entry in entries.items() if entry["status"] == "refreshed"]
+    refreshed = [
+        ticker for ticker, entry in entries.items() if entry["status"] == TickerStatus.REFRESHED
+    ]
     logger.info(
         "ingestion of %d tickers (%s bars, %s to %s): %s; %d rows fetched%s",
         len(entries),
@@ -302,7 +304,7 @@ def _ingestion_report(
     """Per-ticker statuses with counts, in the order of the configured tickers."""
     entries = {
         ticker: {
-            "status": outcomes[ticker].status,
+            "status": str(outcomes[ticker].status),
             "rows_fetched": outcomes[ticker].rows_fetched,
             "rows_stored": outcomes[ticker].rows_stored,
             "reason": outcomes[ticker].reason,
@@ -317,8 +319,16 @@ def _ingestion_report(
         "interval": params["interval"],
         "window": {"start": window[0].isoformat(), "end": window[1].isoformat()},
         "counts": statuses.value_counts().to_dict(),
-        "failed_ratio": float((statuses == "failed").mean()) if len(statuses) else 0.0,
+        "failed_ratio": float((statuses == TickerStatus.FAILED).mean()) if len(statuses) else 0.0,
         "tickers": entries,
+        "ticker_outcomes": {  # what run records keep: the ok tickers, and the failed ones and why
+            "ok": sorted(t for t, e in entries.items() if e["status"] != TickerStatus.FAILED),
+            "failed": {
+                t: e["reason"] or "unknown"
+                for t, e in sorted(entries.items())
+                if e["status"] == TickerStatus.FAILED
+            },
+        },
     }
 
 
@@ -327,7 +337,7 @@ def check_failure_budget(ingestion_report: dict[str, Any], max_failed_ratio: flo
     failed = {
         ticker: entry["reason"]
         for ticker, entry in ingestion_report["tickers"].items()
-        if entry["status"] == "failed"
+        if entry["status"] == TickerStatus.FAILED
     }
     if failed:
         logger.warning("%d ticker(s) failed ingestion: %s", len(failed), failed)

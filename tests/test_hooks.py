@@ -1,4 +1,5 @@
-"""RunRecordHooks: every run leaves a JSON record and a pipeline_runs row, even when it fails."""
+"""Hooks: every run migrates the database first, then leaves a JSON record and a pipeline_runs
+row, even when it fails."""
 
 import json
 from pathlib import Path
@@ -12,7 +13,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.run_records import RunRecordHooks, mask_secrets, pipeline_runs, ticker_outcomes
+from stock_pipeline.contract import PIPELINE_RUNS
+from stock_pipeline.db import at_head, connect, create_db_engine
+from stock_pipeline.hooks import DatabaseHooks, RunRecordHooks
 
 REPORT = {
     "tickers": {
@@ -21,7 +24,11 @@ REPORT = {
         "SBIN.NS": {"status": "created", "reason": None},
         "ITC.NS": {"status": "updated", "reason": None},
         "BAD.NS": {"status": "failed", "reason": "empty file"},
-    }
+    },
+    "ticker_outcomes": {
+        "ok": ["INFY.NS", "ITC.NS", "SBIN.NS", "TCS.NS"],
+        "failed": {"BAD.NS": "empty file"},
+    },
 }
 
 
@@ -40,9 +47,10 @@ def explode(prices: pd.DataFrame) -> pd.DataFrame:
     raise RuntimeError("cannot reach postgresql://writer:hunter2@db.example/prod")
 
 
-def run(tmp_path: Path, nodes: list, hooks: RunRecordHooks) -> None:
+def run(tmp_path: Path, nodes: list, hooks: RunRecordHooks, db_url: str) -> None:
     """Run the nodes with the hooks as `kedro run` would: pipeline hooks around the runner."""
     manager = _create_hook_manager()
+    manager.register(DatabaseHooks(db_url=db_url))
     manager.register(hooks)
     catalog = DataCatalog({"tickers": MemoryDataset(["INFY.NS", "TCS.NS"])})
     pipeline = Pipeline(nodes)
@@ -69,7 +77,7 @@ def stored_rows(url: str) -> list[dict[str, Any]]:
     """Every row of pipeline_runs."""
     engine = sa.create_engine(url)
     with engine.connect() as connection:
-        rows = [dict(r) for r in connection.execute(sa.select(pipeline_runs)).mappings()]
+        rows = [dict(r) for r in connection.execute(sa.select(PIPELINE_RUNS)).mappings()]
     engine.dispose()
     return rows
 
@@ -89,7 +97,7 @@ NODES = [
 
 def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
     url = "sqlite:///data/runs.db"
-    run(tmp_path, NODES, RunRecordHooks(db_url=url))
+    run(tmp_path, NODES, RunRecordHooks(db_url=url), url)
     record = record_file(tmp_path)
     assert record["status"] == "success"
     assert record["pipeline"] == "daily"
@@ -118,7 +126,8 @@ def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore:One or more dataset names contain")  # as namespaces name them
 def test_the_intraday_namespaced_ingestion_report_gives_the_tickers(tmp_path: Path) -> None:
     nodes = [node(ingest, "tickers", ["raw", "intraday.ingestion_report"], name="ingest_node")]
-    run(tmp_path, nodes, RunRecordHooks(db_url="sqlite:///data/runs.db"))
+    url = "sqlite:///data/runs.db"
+    run(tmp_path, nodes, RunRecordHooks(db_url=url), url)
     assert record_file(tmp_path)["tickers"]["failed"] == {"BAD.NS": "empty file"}
 
 
@@ -126,7 +135,7 @@ def test_a_failed_run_is_recorded_with_a_masked_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/runs.db"
     failing = [*NODES, node(explode, "clean", "boom", name="explode_node")]
     with pytest.raises(RuntimeError):
-        run(tmp_path, failing, RunRecordHooks(db_url=url))
+        run(tmp_path, failing, RunRecordHooks(db_url=url), url)
     record = record_file(tmp_path)
     assert record["status"] == "failed"
     assert record["nodes"]["explode_node"]["status"] == "failed"
@@ -141,28 +150,30 @@ def test_an_unreachable_database_still_leaves_the_json(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = "postgresql+psycopg2://writer:hunter2@127.0.0.1:1/none"
-    run(tmp_path, NODES, RunRecordHooks(db_url=url))
+    run(tmp_path, NODES, RunRecordHooks(db_url=url), url)
     assert record_file(tmp_path)["status"] == "success"
     assert "Could not store the run record" in caplog.text
     assert "hunter2" not in caplog.text
 
 
-def test_ticker_outcomes_tolerate_odd_reports() -> None:
-    assert ticker_outcomes(None) == {"ok": [], "failed": {}}
-    assert ticker_outcomes({"tickers": {"A.NS": "ok", "B.NS": {"status": "failed"}}}) == {
-        "ok": [],
-        "failed": {"B.NS": "unknown"},
-    }
+def test_the_database_is_migrated_before_the_first_node(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/runs.db"
+    engine = create_db_engine(url)
 
+    def check_schema(prices: pd.DataFrame) -> pd.DataFrame:
+        with connect(engine) as connection:
+            assert at_head(connection)
+        return prices
 
-def test_mask_secrets() -> None:
-    assert mask_secrets("x postgresql://u:p%40ss@h/db y") == "x postgresql://u:***@h/db y"
-    assert mask_secrets("sqlite:///data/x.db") == "sqlite:///data/x.db"
+    nodes = [*NODES, node(check_schema, "clean", "checked", name="check_schema_node")]
+    run(tmp_path, nodes, RunRecordHooks(db_url=url), url)
+    engine.dispose()
+    assert record_file(tmp_path)["nodes"]["check_schema_node"]["status"] == "success"
 
 
 @pytest.mark.postgres
 def test_records_go_to_postgresql(tmp_path: Path, pg_url: str) -> None:
-    run(tmp_path, NODES, RunRecordHooks(db_url=pg_url))
+    run(tmp_path, NODES, RunRecordHooks(db_url=pg_url), pg_url)
     [row] = stored_rows(pg_url)
     assert row["status"] == "success"
     assert row["started_at"].tzinfo is not None
