@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
@@ -11,7 +12,9 @@ from stock_pipeline.datasets import NotebookReportDataset
 
 def _write_notebook(path: Path, body: str) -> Path:
     """A two-cell notebook: a tagged parameters cell, then `body`."""
-    parameters = nbformat.v4.new_code_cell("title = 'default'\nproject_path = None")
+    parameters = nbformat.v4.new_code_cell(
+        "title = 'default'\nproject_path = None\ninputs_dir = None"
+    )
     parameters.metadata["tags"] = ["parameters"]
     notebook = nbformat.v4.new_notebook(cells=[parameters, nbformat.v4.new_code_cell(body)])
     notebook.metadata["kernelspec"] = {
@@ -36,7 +39,7 @@ def test_save_executes_the_notebook_and_writes_html_with_its_chart(tmp_path: Pat
     html_path = tmp_path / "reports" / "chart.html"
     dataset = NotebookReportDataset(filepath=str(html_path), notebook=str(notebook))
 
-    dataset.save({"title": "injected"})
+    dataset.save({"parameters": {"title": "injected"}})
 
     html = dataset.load()
     assert "report injected, run in the project: True" in html
@@ -57,8 +60,25 @@ def test_a_failing_cell_fails_the_save_with_its_error_and_keeps_the_previous_rep
     dataset = NotebookReportDataset(filepath=str(html_path), notebook=str(notebook))
 
     with pytest.raises(DatasetError, match=r"failed in cell .*ValueError: no data for INFY\.NS"):
-        dataset.save({"title": "INFY.NS"})
+        dataset.save({"parameters": {"title": "INFY.NS"}})
 
     assert dataset.load() == "previous report"
     assert html_path.with_suffix(".failed.ipynb").exists()
     assert not list(tmp_path.glob(".*.tmp.*"))
+
+
+def test_the_nodes_inputs_reach_the_notebook(tmp_path: Path):
+    notebook = _write_notebook(
+        tmp_path / "inputs.ipynb",
+        "from stock_pipeline.report_inputs import load_report_inputs\n"
+        "data = load_report_inputs(['prices', 'report', 'absent'], inputs_dir)\n"
+        "print('rows', len(data['prices']), 'score', data['report']['score'], data['absent'])",
+    )
+    html_path = tmp_path / "inputs.html"
+    dataset = NotebookReportDataset(filepath=str(html_path), notebook=str(notebook))
+
+    prices = pd.DataFrame({"ticker": ["A.NS", "B.NS"], "close": [1.0, 2.0]})
+    dataset.save({"parameters": {}, "inputs": {"prices": prices, "report": {"score": 97}}})
+
+    assert "rows 2 score 97 None" in dataset.load()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -5,6 +5,8 @@ from collections.abc import Callable
 import pandas as pd
 from kedro.io import DataCatalog
 
+from stock_pipeline.pipelines.reporting.nodes import build_quality_report
+
 
 def test_the_report_charts_prices_completeness_and_quarantine_rules(
     report_project: Callable[[], DataCatalog],
@@ -17,17 +19,14 @@ def test_the_report_charts_prices_completeness_and_quarantine_rules(
     catalog.save("quarantine", quarantine)
     catalog.save("quality_report", quality_report_of(clean_prices, quarantine))
 
-    catalog.save(
-        "quality_report_html",
-        {
-            "env": None,
-            "run_id": "this-run",
-            "tickers": None,
-            "start": "2024-01-03",
-            "end": None,
-            "max_charts": 20,
-        },
+    report = build_quality_report(
+        catalog.load("quality_report"),
+        clean_prices,
+        quarantine,
+        {"tickers": None, "start": "2024-01-03", "end": None, "max_charts": 20},
+        {"env": None, "run_id": "this-run"},
     )
+    catalog.save("quality_report_html", report)
 
     html = catalog.load("quality_report_html")
     assert html.count("<img") == 4  # two price charts, the completeness heatmap, rules
@@ -48,15 +47,18 @@ def test_the_report_renders_when_nothing_was_quarantined(
     catalog.save("quarantine", nothing)
     catalog.save("quality_report", quality_report_of(clean_prices, nothing))
 
+    # opened by hand: parameters only, the notebook reads the catalog itself
     catalog.save(
         "quality_report_html",
         {
-            "env": None,
-            "run_id": "this-run",
-            "tickers": ["TCS.NS"],
-            "start": None,
-            "end": None,
-            "max_charts": 20,
+            "parameters": {
+                "env": None,
+                "run_id": "this-run",
+                "tickers": ["TCS.NS"],
+                "start": None,
+                "end": None,
+                "max_charts": 20,
+            }
         },
     )
 

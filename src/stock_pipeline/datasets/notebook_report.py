@@ -12,9 +12,16 @@ from kedro.utils import find_kedro_project
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
+from stock_pipeline.atomic import atomic_path, write_text_atomically
+from stock_pipeline.report_inputs import write_report_inputs
+
 
 class NotebookReportDataset(AbstractDataset[dict[str, Any], str]):
-    """Saving parameters executes `notebook` with them and writes the HTML report at `filepath`.
+    """Saving `{"parameters": {...}, "inputs": {...}}` executes `notebook` and writes the HTML report.
+
+    The inputs (the datasets the reporting node took, so kedro-viz shows what a report reads) are
+    written to a temporary folder that the notebook receives as `inputs_dir` and reads with
+    `stock_pipeline.report_inputs.load_report_inputs`.
 
     The executed notebook is written next to the HTML (same name, `.ipynb`). Both files are
     replaced atomically, so a failed or killed run leaves the previous report in place; a failed
@@ -55,36 +62,43 @@ class NotebookReportDataset(AbstractDataset[dict[str, Any], str]):
         return Path(self._filepath).read_text(encoding="utf-8")
 
     def save(self, data: dict[str, Any]) -> None:
-        """Execute the notebook with `data` as its parameters, then write the notebook and its HTML."""
+        """Execute the notebook on the inputs with the parameters, then write it and its HTML."""
         project_path = _project_path()
-        notebook = project_path / self._notebook
         html_path = project_path / self._filepath
-        executed_path = html_path.with_suffix(".ipynb")
         html_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = _temporary_path(executed_path)
-        try:
-            executed = papermill.execute_notebook(
-                str(notebook),
-                str(temporary),
-                parameters={"project_path": project_path.as_posix(), **data},
-                kernel_name=self._kernel_name,
-                progress_bar=False,
-                resources={"metadata": {"path": str(project_path)}},  # the kernel's cwd, no chdir
-                execution_timeout=self._execution_timeout,
-            )
-        except PapermillExecutionError as error:
-            failed_path = html_path.with_suffix(".failed.ipynb")
-            os.replace(temporary, failed_path)
-            raise DatasetError(
-                f"Notebook {self._notebook} failed in cell {error.exec_count}: "
-                f"{error.ename}: {error.evalue} (executed notebook: {failed_path})"
-            ) from error
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        html = _to_html(executed, exclude_input=self._exclude_input)
-        _write_text_atomically(html, html_path)
-        os.replace(temporary, executed_path)
+        inputs = data.get("inputs") or {}
+        with tempfile.TemporaryDirectory(dir=html_path.parent, prefix=".inputs.") as inputs_dir:
+            write_report_inputs(inputs, Path(inputs_dir))
+            parameters = {
+                "project_path": project_path.as_posix(),
+                "inputs_dir": inputs_dir
+                if inputs
+                else None,  # None: the notebook reads the catalog
+                **data["parameters"],
+            }
+            self._execute(project_path, html_path, parameters)
+
+    def _execute(self, project_path: Path, html_path: Path, parameters: dict[str, Any]) -> None:
+        """Run the notebook; write the executed notebook and its HTML, or keep a failed one."""
+        with atomic_path(html_path.with_suffix(".ipynb")) as executed_path:
+            try:
+                executed = papermill.execute_notebook(
+                    str(project_path / self._notebook),
+                    str(executed_path),
+                    parameters=parameters,
+                    kernel_name=self._kernel_name,
+                    progress_bar=False,
+                    resources={"metadata": {"path": str(project_path)}},  # the kernel's cwd
+                    execution_timeout=self._execution_timeout,
+                )
+            except PapermillExecutionError as error:
+                failed_path = html_path.with_suffix(".failed.ipynb")
+                os.replace(executed_path, failed_path)
+                raise DatasetError(
+                    f"Notebook {self._notebook} failed in cell {error.exec_count}: "
+                    f"{error.ename}: {error.evalue} (executed notebook: {failed_path})"
+                ) from error
+            write_text_atomically(_to_html(executed, exclude_input=self._exclude_input), html_path)
 
 
 def _project_path() -> Path:
@@ -92,29 +106,8 @@ def _project_path() -> Path:
     return Path(find_kedro_project(Path.cwd()) or Path.cwd()).resolve()
 
 
-def _temporary_path(path: Path) -> Path:
-    """A fresh, empty, hidden temporary file next to `path`, with the same extension, readable by all."""
-    handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
-    )
-    os.fchmod(handle, 0o644)
-    os.close(handle)
-    return Path(temporary)
-
-
 def _to_html(notebook: nbformat.NotebookNode, exclude_input: bool) -> str:
     """The executed notebook as one self-contained HTML page (charts embedded as base64 PNG)."""
     exporter = HTMLExporter(exclude_input=exclude_input)
     body, _ = exporter.from_notebook_node(notebook)
     return body
-
-
-def _write_text_atomically(text: str, path: Path) -> None:
-    """Write text next to the target, then rename over it."""
-    temporary = _temporary_path(path)
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

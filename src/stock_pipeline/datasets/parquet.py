@@ -1,12 +1,12 @@
 """A Parquet dataset that writes atomically and can merge into what is already stored."""
 
-import os
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
+
+from stock_pipeline.atomic import atomic_path
 
 
 class MergeParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -50,7 +50,8 @@ class MergeParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def save(self, data: pd.DataFrame) -> None:
         """Merge with the stored rows as configured, then replace the file atomically."""
         merged = self._merge(data) if self._exists() and (self._key or self._replace_on) else data
-        _write_atomically(merged.reset_index(drop=True), Path(self._filepath), self._save_args)
+        with atomic_path(self._filepath) as temporary:
+            merged.reset_index(drop=True).to_parquet(temporary, index=False, **self._save_args)
 
     def _merge(self, new: pd.DataFrame) -> pd.DataFrame:
         """Stored rows (minus replaced ones) followed by the new rows not already stored."""
@@ -68,16 +69,3 @@ class MergeParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             new = new[~already]
         frames = [frame for frame in (stored, new) if not frame.empty]
         return pd.concat(frames, ignore_index=True) if frames else new
-
-
-def _write_atomically(data: pd.DataFrame, path: Path, save_args: dict[str, Any]) -> None:
-    """Write Parquet next to the target, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        data.to_parquet(temporary, index=False, **save_args)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

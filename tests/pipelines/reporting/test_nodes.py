@@ -4,7 +4,7 @@ import pandas as pd
 
 from stock_pipeline.pipelines.reporting.nodes import (
     build_drift_report_parameters,
-    build_quality_report_parameters,
+    build_quality_report,
 )
 
 PARAMS = {
@@ -34,9 +34,15 @@ def _drift_results(rows: list[tuple[str, str]]) -> pd.DataFrame:
 def test_quality_parameters_name_every_reported_ticker_when_none_is_configured():
     report = {"tickers": {"TCS.NS": {}, "INFY.NS": {}}}
 
-    parameters = build_quality_report_parameters(report, PARAMS, RUN_CONTEXT)
+    clean, quarantine = pd.DataFrame({"ticker": ["TCS.NS"]}), pd.DataFrame()
+    built = build_quality_report(report, clean, quarantine, PARAMS, RUN_CONTEXT)
 
-    assert parameters == {
+    assert built["inputs"] == {
+        "quality_report": report,
+        "clean_prices": clean,
+        "quarantine": quarantine,
+    }
+    assert built["parameters"] == {
         "env": "sample",
         "run_id": "2024-06-03T10.00.00.000Z",
         "tickers": ["INFY.NS", "TCS.NS"],
@@ -49,9 +55,11 @@ def test_quality_parameters_name_every_reported_ticker_when_none_is_configured()
 def test_quality_parameters_keep_the_configured_tickers():
     params = {**PARAMS, "tickers": ["TCS.NS"]}
 
-    parameters = build_quality_report_parameters({"tickers": {}}, params, RUN_CONTEXT)
+    built = build_quality_report(
+        {"tickers": {}}, pd.DataFrame(), pd.DataFrame(), params, RUN_CONTEXT
+    )
 
-    assert parameters["tickers"] == ["TCS.NS"]
+    assert built["parameters"]["tickers"] == ["TCS.NS"]
 
 
 def test_drift_report_shows_the_as_of_of_the_latest_drift_run():
@@ -61,7 +69,12 @@ def test_drift_report_shows_the_as_of_of_the_latest_drift_run():
 
     parameters = build_drift_report_parameters(results, PARAMS, RUN_CONTEXT)
 
-    assert parameters == {"env": "sample", "as_of": "2020-03-17", "tickers": None, "features": None}
+    assert parameters["parameters"] == {
+        "env": "sample",
+        "as_of": "2020-03-17",
+        "tickers": None,
+        "features": None,
+    }
 
 
 def test_a_configured_as_of_wins_and_no_results_give_none():
@@ -72,5 +85,6 @@ def test_a_configured_as_of_wins_and_no_results_give_none():
     )
     empty = build_drift_report_parameters(_drift_results([]), PARAMS, RUN_CONTEXT)
 
-    assert (configured["as_of"], configured["features"]) == ("2024-05-02", ["rsi_14"])
-    assert empty["as_of"] is None
+    shown = configured["parameters"]
+    assert (shown["as_of"], shown["features"]) == ("2024-05-02", ["rsi_14"])
+    assert empty["parameters"]["as_of"] is None

@@ -7,11 +7,13 @@ from kedro.runner import SequentialRunner
 from stock_pipeline.pipelines.reporting import create_pipeline
 
 
-def test_the_pipeline_hands_each_report_dataset_its_notebook_parameters():
+def test_the_pipeline_hands_each_report_dataset_its_inputs_and_parameters():
     pipeline = create_pipeline()
     catalog = DataCatalog(
         {
             "quality_report": MemoryDataset({"tickers": {"INFY.NS": {}}}),
+            "clean_prices": MemoryDataset(pd.DataFrame({"ticker": ["INFY.NS"]})),
+            "quarantine": MemoryDataset(pd.DataFrame({"ticker": []})),
             "drift_results": MemoryDataset(
                 pd.DataFrame({"as_of": [pd.Timestamp("2024-06-03")], "run_id": ["run-1"]})
             ),
@@ -36,10 +38,14 @@ def test_the_pipeline_hands_each_report_dataset_its_notebook_parameters():
 
     assert pipeline.inputs() == {
         "quality_report",
+        "clean_prices",
+        "quarantine",
         "drift_results",
         "params:reporting",
         "run_context",
     }
-    assert catalog.load("quality_report_html")["tickers"] == ["INFY.NS"]
-    assert catalog.load("quality_report_html")["run_id"] == "run-2"
-    assert catalog.load("drift_report_html")["as_of"] == "2024-06-03"
+    quality = catalog.load("quality_report_html")
+    assert quality["parameters"]["tickers"] == ["INFY.NS"]
+    assert quality["parameters"]["run_id"] == "run-2"
+    assert list(quality["inputs"]) == ["quality_report", "clean_prices", "quarantine"]
+    assert catalog.load("drift_report_html")["parameters"]["as_of"] == "2024-06-03"

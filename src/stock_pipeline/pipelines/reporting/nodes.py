@@ -1,15 +1,19 @@
-"""Reporting nodes: each builds the parameters a report notebook runs with."""
+"""Reporting nodes: each hands a report notebook the datasets it reads and its parameters."""
 
 from typing import Any
 
 import pandas as pd
 
 
-def build_quality_report_parameters(
-    quality_report: dict[str, Any], params: dict[str, Any], run_context: dict[str, Any]
+def build_quality_report(
+    quality_report: dict[str, Any],
+    clean_prices: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    params: dict[str, Any],
+    run_context: dict[str, Any],
 ) -> dict[str, Any]:
-    """Parameters of notebooks/quality_report.ipynb: the run, its tickers and date range."""
-    return {
+    """notebooks/quality_report.ipynb's inputs, and its parameters: the run, tickers, date range."""
+    parameters = {
         "env": run_context["env"],
         "run_id": run_context["run_id"],
         "tickers": params["tickers"] or sorted(quality_report["tickers"]),
@@ -17,6 +21,12 @@ def build_quality_report_parameters(
         "end": params["end"],
         "max_charts": params["max_charts"],
     }
+    inputs = {
+        "quality_report": quality_report,
+        "clean_prices": clean_prices,
+        "quarantine": quarantine,
+    }
+    return {"parameters": parameters, "inputs": inputs}
 
 
 def build_drift_report_parameters(
@@ -24,12 +34,13 @@ def build_drift_report_parameters(
 ) -> dict[str, Any]:
     """Parameters of notebooks/drift_report.ipynb: the as_of to show, its tickers and features."""
     as_of = params["drift"]["as_of"] or _latest_run_as_of(drift_results)
-    return {
+    parameters = {
         "env": run_context["env"],
         "as_of": as_of,
         "tickers": params["tickers"],
         "features": params["drift"]["features"],
     }
+    return {"parameters": parameters}
 
 
 def _latest_run_as_of(drift_results: pd.DataFrame) -> str | None:

@@ -4,7 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from stock_pipeline.pipelines.reporting.nodes import (
     build_drift_report_parameters,
-    build_quality_report_parameters,
+    build_quality_report,
 )
 
 
@@ -13,10 +13,16 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
-                func=build_quality_report_parameters,
-                inputs=["quality_report", "params:reporting", "run_context"],
+                func=build_quality_report,
+                inputs=[
+                    "quality_report",
+                    "clean_prices",
+                    "quarantine",
+                    "params:reporting",
+                    "run_context",
+                ],
                 outputs="quality_report_html",
-                name="build_quality_report_parameters_node",
+                name="build_quality_report_node",
             ),
             Node(
                 func=build_drift_report_parameters,
