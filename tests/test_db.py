@@ -2,10 +2,14 @@
 
 from pathlib import Path
 
+import pytest
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import CheckConstraint, Float, inspect, text
 
+from stock_pipeline.contract import METADATA
 from stock_pipeline.db import (
     HEAD_REVISION,
     MIGRATIONS_DIR,
@@ -42,3 +46,38 @@ def test_at_head_only_after_every_migration(tmp_path: Path):
 def test_mask_secrets() -> None:
     assert mask_secrets("x postgresql://u:p%40ss@h/db y") == "x postgresql://u:***@h/db y"
     assert mask_secrets("sqlite:///data/x.db") == "sqlite:///data/x.db"
+
+
+def _same_type_or_none(context, _inspected, _column, inspected_type, metadata_type) -> bool | None:
+    """SQLite stores every float as REAL, so DOUBLE PRECISION reads back as REAL: the same type."""
+    floats = isinstance(inspected_type, Float) and isinstance(metadata_type, Float)
+    return False if context.dialect.name == "sqlite" and floats else None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database migrated to head: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    upgrade_database(url)
+    return url
+
+
+def test_a_database_migrated_to_head_matches_the_contract(migrated_url: str) -> None:
+    engine = create_db_engine(migrated_url)
+    with connect(engine) as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": _same_type_or_none})
+        differences = compare_metadata(context, METADATA)
+        schema = inspect(connection)
+        checks = {
+            table.name: {check["name"] for check in schema.get_check_constraints(table.name)}
+            for table in METADATA.sorted_tables
+        }
+    engine.dispose()
+    assert differences == []
+    assert checks == {
+        table.name: {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
+        for table in METADATA.sorted_tables
+    }
