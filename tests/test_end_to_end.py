@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from stock_pipeline.versions import load_features, load_table
+
 pytestmark = pytest.mark.e2e
 
 COPIED = ["conf", "notebooks", "data/sample", "pyproject.toml", ".telemetry"]
@@ -61,8 +63,8 @@ def daily_run(project_root: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_daily_run_writes_every_layer(daily_run: Path):
     raw_files = sorted(p.name for p in (daily_run / "data/01_raw/prices").glob("*.csv"))
     assert len(raw_files) == 8
-    prices = pd.read_parquet(daily_run / "data/03_primary/prices.parquet")
-    features = pd.read_parquet(daily_run / "data/04_feature/features.parquet")
+    prices = load_table(daily_run / "data/03_primary/prices")
+    features = load_features(project_path=daily_run)
     assert prices.groupby("ticker").size().min() > 400
     assert len(features) == len(prices) - 8 * 49
     assert not features[["sma_50", "rsi_14", "macd_signal", "volatility"]].isna().any().any()
@@ -79,7 +81,7 @@ def test_daily_run_writes_every_layer(daily_run: Path):
 
 def test_daily_run_fills_the_embedded_database(daily_run: Path):
     engine = create_engine(f"sqlite:///{daily_run / 'data/stock_pipeline.db'}")
-    features = pd.read_parquet(daily_run / "data/04_feature/features.parquet")
+    features = load_features(project_path=daily_run)
     with engine.connect() as connection:
         rows = connection.execute(text("select count(*) from stock_features")).scalar_one()
         latest = connection.execute(text("select count(*) from latest_stock_data")).scalar_one()
@@ -103,7 +105,7 @@ def test_stages_run_alone_and_a_rerun_adds_nothing(daily_run: Path):
 
 def test_daily_run_against_postgresql(daily_run: Path, pg_url: str):
     kedro(daily_run, "run", "--pipelines=persistence,drift", "--env=sample", db_url=pg_url)
-    features = pd.read_parquet(daily_run / "data/04_feature/features.parquet")
+    features = load_features(project_path=daily_run)
     engine = create_engine(pg_url)
     with engine.connect() as connection:
         rows = connection.execute(text("select count(*) from stock_features")).scalar_one()

@@ -7,6 +7,7 @@ migrated to head matches `METADATA`.
 """
 
 import re
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -50,6 +51,19 @@ QUARANTINE_COLUMNS = (
     "quarantined_at",
 )
 QUARANTINE_KEY = ("ticker", "raw_date", "stage", "rule", *RAW_COLUMNS[1:])
+
+
+# --- table layout of silver, primary and gold --------------------------------------------------
+# Each Delta table is partitioned by a stable hash bucket of the ticker (its `bucket` column, which
+# loading drops): a corporate-action refresh rewrites one bucket, a ticker subset reads only its
+# buckets. Changing the bucket count means a rebuild (`--params=features.rebuild=true`).
+BUCKET_COLUMN = "bucket"
+TICKER_BUCKETS = 16
+
+
+def ticker_bucket(ticker: str) -> int:
+    """The partition of a ticker: CRC-32 of its symbol modulo TICKER_BUCKETS (stable across runs)."""
+    return zlib.crc32(ticker.encode()) % TICKER_BUCKETS
 
 
 # --- statuses --------------------------------------------------------------------------------

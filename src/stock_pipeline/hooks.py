@@ -90,10 +90,12 @@ class RunRecordHooks:
         self._record: dict[str, Any] = {}
         self._node_started: dict[str, float] = {}
         self._store: RunStore | None = None
+        self._catalog: DataCatalog | None = None
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:
         """Open the run's record and store it as running."""
+        self._catalog = catalog
         project_path = _project_path(run_params)
         url = resolve_db_url(self._db_url or database_url(), project_path)
         self._store = RunStore(project_path / self._runs_dir, url)
@@ -108,6 +110,7 @@ class RunRecordHooks:
             "duration_seconds": None,
             "nodes": {},
             "tickers": {"ok": [], "failed": {}},
+            "versions": {},
             "error": None,
             "_clock": time.perf_counter(),
         }
@@ -134,6 +137,16 @@ class RunRecordHooks:
             for data in outputs.values():
                 if isinstance(data, dict) and isinstance(data.get("ticker_outcomes"), dict):
                     self._record["tickers"] = data["ticker_outcomes"]
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        """Note the table version holding what a versioned table's save wrote (`versions.<name>`)."""
+        dataset = self._catalog.get(dataset_name) if self._catalog is not None else None
+        latest = getattr(dataset, "latest_version", None)
+        version = latest() if callable(latest) else None
+        if version is not None:
+            with self._lock:
+                self._record.setdefault("versions", {})[dataset_name] = version
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Node) -> None:

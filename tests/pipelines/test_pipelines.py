@@ -36,6 +36,7 @@ VERBS = {
     "select",
     "stamp",
     "train",
+    "update",
     "validate",
 }
 API_SECTIONS = {"api"}  # read by api/config.py, not by a node

@@ -8,6 +8,7 @@ from importlib import import_module
 from typing import Any
 
 _MODULES = {
+    "DeltaTableDataset": "delta_table",
     "MergeParquetDataset": "parquet",
     "NotebookReportDataset": "notebook_report",
     "OptionalPartitionedDataset": "partitions",
@@ -15,6 +16,7 @@ _MODULES = {
 }
 
 __all__ = [
+    "DeltaTableDataset",
     "MergeParquetDataset",
     "NotebookReportDataset",
     "OptionalPartitionedDataset",

@@ -10,11 +10,14 @@ from stock_pipeline.contract import QUARANTINE_COLUMNS
 from stock_pipeline.pipelines.cleaning import create_pipeline
 from stock_pipeline.pipelines.cleaning.nodes import (
     combine_raw_prices,
-    consolidate_prices,
+    select_changed_prices,
     validate_prices,
 )
 from stock_pipeline.trading_calendar import nse_sessions
 
+NO_SILVER = pd.DataFrame(
+    {"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[us]")}
+)
 RUN_CONTEXT = {"run_id": "run-1", "started_at": "2024-03-29T12:00:00+00:00"}
 PARAMS = {
     "ffill_limit": 2,
@@ -169,14 +172,47 @@ def test_combine_skips_unreadable_files_and_names_them():
     report = {
         "tickers": {ticker: {"status": "created"} for ticker in ["AAA.NS", "BBB.NS", "CCC.NS"]}
     }
-    combined, unreadable = combine_raw_prices(partitions, report)
+    combined, unreadable, plan = combine_raw_prices(partitions, report, NO_SILVER, PARAMS, False)
     assert set(combined["ticker"]) == {"AAA.NS"}
     assert "garbled" in unreadable["BBB.NS"]
+    assert plan.set_index("ticker")["mode"].to_dict() == {"AAA.NS": "full"}
 
 
-def test_consolidated_prices_have_the_contract_columns():
-    prices, _ = clean(bronze())
-    assert list(consolidate_prices(prices).columns) == [
+def test_stored_tickers_are_cleaned_from_their_new_rows_plus_the_lookback():
+    raw = bronze(sessions=300, start="2023-06-01").drop(columns="ticker")
+    stored = pd.DataFrame({"ticker": "AAA.NS", "date": pd.to_datetime(raw["date"][:280])})
+    report = {"tickers": {"AAA.NS": {"status": "updated"}}}
+    params = PARAMS | {"outliers": PARAMS["outliers"] | {"method": "mad"}}
+    combined, _, plan = combine_raw_prices({"AAA.NS": lambda: raw}, report, stored, params, False)
+    lookback = 2 * (2 * 60 + 2 + 2)
+    assert len(combined) == 20 + lookback
+    assert plan["mode"].tolist() == ["tail"]
+    later = RUN_CONTEXT | {"started_at": "2025-06-02T12:00:00+00:00"}
+    cleaned, _ = validate_prices(combined, params, later)
+    silver, _, changes = select_changed_prices(cleaned, plan)
+    full, _ = validate_prices(raw.assign(ticker="AAA.NS"), params, later)
+    assert len(silver) == 20
+    pd.testing.assert_frame_equal(silver, full.iloc[280:].reset_index(drop=True))
+    assert changes["since"].tolist() == [pd.Timestamp(raw["date"][280])]
+
+    nothing_new, _, plan = combine_raw_prices(
+        {"AAA.NS": lambda: raw},
+        report,
+        pd.concat([stored, full[["ticker", "date"]]]),
+        params,
+        False,
+    )
+    assert nothing_new.empty and plan["mode"].tolist() == ["unchanged"]
+    rebuilt, _, plan = combine_raw_prices({"AAA.NS": lambda: raw}, report, stored, params, True)
+    assert len(rebuilt) == 300 and plan["mode"].tolist() == ["full"]
+
+
+def test_changed_prices_have_the_contract_columns():
+    cleaned, _ = clean(bronze())
+    plan = pd.DataFrame({"ticker": ["AAA.NS"], "mode": ["full"], "last_stored": [pd.NaT]})
+    _, prices, changes = select_changed_prices(cleaned, plan)
+    assert changes["since"].isna().all()  # the whole history changed
+    assert list(prices.columns) == [
         "ticker",
         "date",
         "open",
@@ -201,6 +237,9 @@ def test_pipeline_slice_reports_quality_per_ticker():
     catalog = DataCatalog(
         {
             "raw_prices": MemoryDataset({"AAA.NS": lambda: raw.drop(columns="ticker")}),
+            "clean_price_dates": MemoryDataset(NO_SILVER),
+            "params:rebuild": MemoryDataset(False),
+            "price_changes": MemoryDataset(),
             "params:cleaning": MemoryDataset(PARAMS),
             "run_context": MemoryDataset(RUN_CONTEXT),
             "ingestion_report": MemoryDataset(ingestion_report),

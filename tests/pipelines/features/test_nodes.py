@@ -9,7 +9,7 @@ from kedro.runner import SequentialRunner
 
 from stock_pipeline.pipelines.features import create_pipeline
 from stock_pipeline.pipelines.features.indicators import IndicatorConfigError, build_indicators
-from stock_pipeline.pipelines.features.nodes import compute_features
+from stock_pipeline.pipelines.features.nodes import compute_features, update_features
 
 SEED_INDICATORS = [
     {"name": "daily_return"},
@@ -193,9 +193,22 @@ def test_pipeline_runs_on_an_in_memory_catalog():
     catalog = DataCatalog(
         {
             "prices": MemoryDataset(prices()),
+            "price_changes": MemoryDataset(pd.DataFrame({"ticker": ["AAA.NS"], "since": [pd.NaT]})),
             "params:features": MemoryDataset(PARAMS),
+            "params:rebuild": MemoryDataset(False),
             "features": MemoryDataset(),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)
     assert len(catalog.load("features")) == 151
+
+
+def test_only_the_rows_from_each_tickers_first_changed_date_are_updated():
+    history = pd.concat([prices("AAA.NS"), prices("BBB.NS", seed=9)], ignore_index=True)
+    full = compute_features(history, PARAMS)
+    since = history.loc[history["ticker"] == "AAA.NS", "date"].iloc[-3]
+    changes = pd.DataFrame({"ticker": ["AAA.NS"], "since": [since]})
+    updated = update_features(history, changes, PARAMS, rebuild=False)
+    expected = full[(full["ticker"] == "AAA.NS") & (full["date"] >= since)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(updated, expected)  # recursive indicators included, exactly
+    pd.testing.assert_frame_equal(update_features(history, changes, PARAMS, rebuild=True), full)

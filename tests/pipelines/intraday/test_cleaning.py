@@ -6,6 +6,7 @@ import pandas as pd
 from stock_pipeline.pipelines.cleaning.nodes import report_quality, validate_prices
 from stock_pipeline.pipelines.cleaning.rules import outside_session_hours, parse_numbers
 
+NO_PLAN = pd.DataFrame(columns=["ticker", "mode", "last_stored"])  # every ticker cleaned in full
 RUN_CONTEXT = {"run_id": "intraday", "started_at": "2024-06-04T05:07:12+00:00"}  # 10:37:12 IST
 PARAMS = {
     "ffill_limit": 2,
@@ -98,7 +99,7 @@ def test_freshness_counts_sessions_from_the_last_bars_day():
     raw = bars(session("2024-05-31") + session("2024-06-03") + session("2024-06-04", last="10:30"))
     clean, quarantine = validate_prices(raw, PARAMS, RUN_CONTEXT)
     ingestion = {"window": {"end": "2024-06-04"}, "tickers": {"AAA.NS": {"status": "created"}}}
-    report = report_quality(raw, clean, quarantine, {}, ingestion, PARAMS, RUN_CONTEXT)
+    report = report_quality(raw, clean, quarantine, {}, ingestion, PARAMS, RUN_CONTEXT, NO_PLAN)
     freshness = report["tickers"]["AAA.NS"]["freshness"]
     assert freshness["last_session"] == "2024-06-04"
     assert freshness["missing_sessions"] == 0
@@ -107,7 +108,7 @@ def test_freshness_counts_sessions_from_the_last_bars_day():
     stale_raw = bars(session("2024-05-30"))
     stale_clean, stale_quarantine = validate_prices(stale_raw, PARAMS, RUN_CONTEXT)
     report = report_quality(
-        stale_raw, stale_clean, stale_quarantine, {}, ingestion, PARAMS, RUN_CONTEXT
+        stale_raw, stale_clean, stale_quarantine, {}, ingestion, PARAMS, RUN_CONTEXT, NO_PLAN
     )
     freshness = report["tickers"]["AAA.NS"]["freshness"]
     assert freshness["missing_sessions"] == 2  # 05-31 and 06-03 closed since

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from kedro.config import OmegaConfigLoader
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.datasets import SQLUpsertDataset
+from stock_pipeline.datasets import DeltaTableDataset, SQLUpsertDataset
 from stock_pipeline.db import upgrade_database
 from stock_pipeline.pipeline_registry import register_pipelines
 from stock_pipeline.pipelines.intraday import create_pipeline
@@ -74,6 +74,7 @@ class IntradayRuns:
         self, tmp_path: Path, stub: YahooStub, parameters: dict[str, Any], monkeypatch
     ) -> None:
         self.bronze = tmp_path / "01_raw" / "intraday"
+        self.tables = tmp_path / "tables"
         self.db_url = f"sqlite:///{tmp_path / 'stock_pipeline.db'}"
         upgrade_database(self.db_url)
         self.stub = stub
@@ -104,9 +105,17 @@ class IntradayRuns:
                     table="stock_features_intraday", keys=["ticker", "timestamp"], url=self.db_url
                 ),
                 **{
-                    f"intraday.{name}": KeptDataset()
-                    for name in ("ingestion_report", "quality_report", "prices", "features")
+                    f"intraday.{name}": DeltaTableDataset(str(self.tables / name))
+                    for name in ("clean_prices", "prices", "features")
                 },
+                "intraday.clean_price_dates": DeltaTableDataset(
+                    str(self.tables / "clean_prices"), load_args={"columns": []}, optional=True
+                ),
+                **{
+                    f"intraday.{name}": KeptDataset()
+                    for name in ("ingestion_report", "quality_report", "price_changes")
+                },
+                "params:rebuild": MemoryDataset(False),
                 "params:ingestion": MemoryDataset(ingestion),
                 "params:ingestion.max_failed_ratio": MemoryDataset(ingestion["max_failed_ratio"]),
                 **{
@@ -164,7 +173,7 @@ def test_every_persisted_dataset_has_its_own_intraday_entry(project_root: Path):
         locations[name] = entry.get("filepath") or entry.get("path") or entry.get("table")
         assert locations[name] != (catalog.get(name, {}).get("filepath") or name)
     assert locations["raw_prices"] == "data/01_raw/intraday"
-    assert locations["features"] == "data/04_feature/features_intraday.parquet"
+    assert locations["features"] == "data/04_feature/intraday/features"
     assert locations["stock_features_sql"] == "stock_features_intraday"
     assert catalog["intraday.stock_features_sql"]["keys"] == ["ticker", "timestamp"]
 
@@ -210,6 +219,10 @@ def test_intraday_runs_incrementally_into_its_own_table(
     table = runs.table()
     assert len(table) == len(second.load("intraday.features"))
     assert runs.updated_rows() == 0  # only new bars were inserted; stored rows kept their values
+    gold = DeltaTableDataset(str(runs.tables / "features"))
+    assert gold.latest_version() == 1  # one version per run; the first run's loads back as it was
+    first_run = DeltaTableDataset(str(runs.tables / "features"), version=Version("0", None))
+    pd.testing.assert_frame_equal(first_run.load(), features)
 
 
 def test_bonus_issue_refreshes_the_intraday_history(

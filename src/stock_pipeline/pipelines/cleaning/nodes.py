@@ -14,6 +14,7 @@ from stock_pipeline.contract import (
     QUARANTINE_COLUMNS,
     RAW_COLUMNS,
     SILVER_COLUMNS,
+    TickerStatus,
 )
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
@@ -22,18 +23,53 @@ from stock_pipeline.pipelines.cleaning.quality import (
     freshness_section,
     summarize,
     ticker_report,
+    unchanged_ticker,
 )
 from stock_pipeline.trading_calendar import exchange_time
 
 logger = logging.getLogger(__name__)
 
 
+def _lookback_rows(params: dict[str, Any]) -> int | None:
+    """Bronze rows before a ticker's first new row that make every rule's verdict on the new rows
+    equal a full rebuild's (rolling outlier windows, forward fill, returns; doubled for rejected
+    rows); None when a rule uses the whole history (iqr and zscore outliers)."""
+    outliers = params["outliers"]
+    if outliers["method"] != "mad":
+        return None
+    return 2 * (2 * outliers["mad_window"] + params["ffill_limit"] + 2)
+
+
+def _rows_to_clean(
+    frame: pd.DataFrame, last_stored: pd.Timestamp, lookback: int | None
+) -> pd.DataFrame | None:
+    """The bronze rows after the last stored silver date plus the look-back (all without a stored
+    date or look-back); None when no row is newer than what silver holds."""
+    if pd.isna(last_stored) or lookback is None:
+        return frame
+    dates = pd.to_datetime(frame["date"], errors="coerce", format="ISO8601")
+    newer = np.flatnonzero((dates > last_stored).to_numpy())
+    if not len(newer):
+        return None
+    return frame.iloc[max(0, newer[0] - lookback) :]
+
+
 def combine_raw_prices(
-    raw_prices: dict[str, Callable[[], pd.DataFrame]], ingestion_report: dict[str, Any]
-) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The ingested universe's bronze rows in one text frame, and the files that could not be read."""
-    frames, unreadable = [], {}
-    for ticker in ingestion_report["tickers"]:
+    raw_prices: dict[str, Callable[[], pd.DataFrame]],
+    ingestion_report: dict[str, Any],
+    stored_dates: pd.DataFrame,
+    params: dict[str, Any],
+    rebuild: bool,
+) -> tuple[pd.DataFrame, dict[str, str], pd.DataFrame]:
+    """The bronze rows to clean in one text frame, the files that could not be read, and the plan.
+
+    A ticker whose silver rows are stored (and no corporate-action refresh or `rebuild`) is cleaned
+    from its new bronze rows plus the look-back; any other ticker from its whole history. The plan
+    has per ticker its mode (`full`, `tail` or `unchanged`) and last stored silver date."""
+    last_stored = stored_dates.groupby("ticker")["date"].max()
+    lookback = _lookback_rows(params)
+    frames, unreadable, plan = [], {}, []
+    for ticker, entry in ingestion_report["tickers"].items():
         if ticker not in raw_prices:
             continue
         try:
@@ -46,10 +82,19 @@ def combine_raw_prices(
         if missing:
             unreadable[ticker] = f"bronze file lacks columns {missing}"
             continue
-        frames.append(frame[list(BRONZE_COLUMNS)].fillna("").astype(str).assign(ticker=ticker))
+        stored = last_stored.get(ticker, pd.NaT)
+        if rebuild or entry.get("status") in (TickerStatus.CREATED, TickerStatus.REFRESHED):
+            stored = pd.NaT
+        rows = _rows_to_clean(frame[list(BRONZE_COLUMNS)], stored, lookback)
+        mode = "unchanged" if rows is None else "full" if pd.isna(stored) else "tail"
+        plan.append({"ticker": ticker, "mode": mode, "last_stored": stored})
+        if rows is not None:
+            frames.append(rows.fillna("").astype(str).assign(ticker=ticker))
     columns = ["ticker", *BRONZE_COLUMNS]
     combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return combined[columns].astype(str), unreadable
+    plan_frame = pd.DataFrame(plan, columns=["ticker", "mode", "last_stored"])
+    plan_frame["last_stored"] = pd.to_datetime(plan_frame["last_stored"])
+    return combined[columns].astype(str), unreadable, plan_frame
 
 
 def _first_reasons(checks: list[tuple[str, pd.Series]], index: pd.Index) -> pd.DataFrame:
@@ -215,8 +260,10 @@ def report_quality(
     ingestion_report: dict[str, Any],
     params: dict[str, Any],
     run_context: dict[str, Any],
+    plan: pd.DataFrame,
 ) -> dict[str, Any]:
-    """The quality report: every configured ticker's section plus a run-level summary."""
+    """The quality report on the rows this run cleaned: every configured ticker's section (tickers
+    without new rows say so) plus a run-level summary."""
     now = pd.Timestamp(run_context["started_at"])
     end_date = ingestion_report.get("window", {}).get("end")
     ingestion = ingestion_report.get("tickers", {})
@@ -224,9 +271,15 @@ def report_quality(
     completeness = completeness_by_ticker(raw)
     clean_by_ticker = dict(tuple(clean.groupby("ticker", sort=False)))
     rejected_by_ticker = dict(tuple(rejected_rows.groupby("ticker", sort=False)))
+    unchanged = plan.loc[plan["mode"] == "unchanged"].set_index("ticker")["last_stored"]
     tickers: dict[str, Any] = {}
     for ticker in ingestion or sorted(raw_rows.index):
         fetch = ingestion.get(ticker, {})
+        if ticker in unchanged.index:
+            last = unchanged[ticker].normalize()
+            freshness = freshness_section(last, end_date, now, params["freshness_threshold_hours"])
+            tickers[ticker] = unchanged_ticker(freshness)
+            continue
         if ticker in unreadable or ticker not in raw_rows:
             reason = unreadable.get(ticker) or fetch.get("reason") or "no bronze data"
             tickers[ticker] = failed_ticker(reason)
@@ -255,6 +308,16 @@ def record_quarantine(rejected_rows: pd.DataFrame) -> pd.DataFrame:
     return rejected_rows.sort_values(["ticker", "raw_date"], kind="stable").reset_index(drop=True)
 
 
-def consolidate_prices(clean_prices: pd.DataFrame) -> pd.DataFrame:
-    """All tickers' clean prices in one table with the contract columns."""
-    return clean_prices[list(PRICES_COLUMNS)].reset_index(drop=True)
+def select_changed_prices(
+    cleaned: pd.DataFrame, plan: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The silver and primary rows that change (a tail ticker's rows after its last stored date, a
+    full ticker's every row) and, per changed ticker, the first changed date (NaT: whole history)."""
+    last_stored = plan.set_index("ticker")["last_stored"].reindex(cleaned["ticker"]).to_numpy()
+    dates = cleaned["date"].to_numpy()
+    changed = cleaned[np.isnat(last_stored) | (dates > last_stored)].reset_index(drop=True)
+    full = plan.loc[plan["mode"] == "full", "ticker"]
+    since = changed.groupby("ticker", sort=True)["date"].min()
+    since[since.index.isin(full)] = pd.NaT
+    price_changes = pd.DataFrame({"ticker": since.index.astype(str), "since": since.to_numpy()})
+    return changed, changed[list(PRICES_COLUMNS)], price_changes

@@ -98,11 +98,24 @@ def failed_ticker(reason: str) -> dict[str, Any]:
     }
 
 
+def unchanged_ticker(freshness: dict[str, Any]) -> dict[str, Any]:
+    """The report section of a ticker with no new bronze rows: its stored rows were checked before."""
+    return {
+        "total_rows": 0,
+        "clean_rows": 0,
+        "quarantined_rows": 0,
+        "freshness": freshness,
+        "status": TickerStatus.OK,
+        "reason": "no new bronze rows since the last run",
+    }
+
+
 def summarize(tickers: dict[str, Any], quarantine: pd.DataFrame) -> dict[str, Any]:
     """Run-level counts across tickers."""
     sections = pd.DataFrame.from_dict(tickers, orient="index")
     failed = sections["status"].eq(TickerStatus.FAILED) if len(sections) else pd.Series(dtype=bool)
     stale = [ticker for ticker, entry in tickers.items() if entry.get("freshness", {}).get("stale")]
+    scores = sections.get("quality_score", pd.Series(dtype=float)).dropna()  # none when unchanged
     return {
         "tickers": len(tickers),
         "tickers_ok": int((~failed).sum()),
@@ -114,7 +127,5 @@ def summarize(tickers: dict[str, Any], quarantine: pd.DataFrame) -> dict[str, An
         "quarantine_by_rule": {
             rule: int(n) for rule, n in quarantine["rule"].value_counts().items()
         },
-        "mean_quality_score": round(float(sections["quality_score"].mean()), 2)
-        if len(sections)
-        else 0.0,
+        "mean_quality_score": round(float(scores.mean()), 2) if len(scores) else 0.0,
     }

@@ -56,7 +56,9 @@ def compute_indicators(
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Every indicator column over all tickers, and each row's position within its ticker."""
     arrays = _input_arrays(prices, price_column)
-    starts, ends = _ticker_bounds(_ticker_changes(prices))
+    starts, ends = (
+        _ticker_bounds(_ticker_changes(prices)) if len(prices) else (np.zeros(0, int),) * 2
+    )
     # every row of every column is written by its ticker's block below
     columns = {name: np.empty(len(prices)) for ind in indicators for name in ind.columns}
     for start, end in zip(starts, ends, strict=True):
@@ -81,3 +83,18 @@ def compute_features(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFra
     output["volume"] = ordered["volume"].to_numpy(np.float64)[keep]
     output.update({name: values[keep] for name, values in columns.items()})
     return pd.DataFrame(output, copy=False)
+
+
+def update_features(
+    prices: pd.DataFrame, price_changes: pd.DataFrame, params: dict[str, Any], rebuild: bool
+) -> pd.DataFrame:
+    """The feature rows that change: those of each changed ticker from its first changed date on
+    (`price_changes`), every row when `rebuild`. Indicators start from the ticker's first bar, so
+    recursive ones (RSI, MACD, ATR, ADX, OBV) equal a full rebuild's."""
+    if rebuild:
+        return compute_features(prices, params)
+    since = price_changes.set_index("ticker")["since"]
+    features = compute_features(prices[prices["ticker"].isin(since.index)], params)
+    first = since.reindex(features["ticker"]).to_numpy(dtype="datetime64[us]")
+    changed = np.isnat(first) | (features["date"].to_numpy(dtype="datetime64[us]") >= first)
+    return features[changed].reset_index(drop=True)

@@ -2,18 +2,18 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from stock_pipeline.pipelines.features.nodes import compute_features
+from stock_pipeline.pipelines.features.nodes import update_features
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Compute the configured indicators for every ticker."""
+    """Compute the configured indicators for the tickers whose prices changed (all: rebuild)."""
     return Pipeline(
         [
             Node(
-                func=compute_features,
-                inputs=["prices", "params:features"],
+                func=update_features,
+                inputs=["prices", "price_changes", "params:features", "params:rebuild"],
                 outputs="features",
-                name="compute_features_node",
+                name="update_features_node",
             )
         ]
     )

@@ -23,6 +23,7 @@ SHARED_PARAMETERS = {
     "params:cleaning",
     "params:features",
     "params:persistence",
+    "params:rebuild",
 }
 
 
