@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic_core import to_json
 
 from stock_pipeline.contract import KEY
+from stock_pipeline.versions import load_table
 
 logger = logging.getLogger(__name__)
 
@@ -205,9 +206,9 @@ def _spans(tickers: np.ndarray, dates: np.ndarray) -> dict[str, TickerSpan]:
 
 
 def _signature(path: Path) -> Signature | None:
-    """The file's (mtime in ns, size), or None when it does not exist."""
+    """The file's (mtime in ns, size), or None when it does not exist; a table folder's commit log's."""
     try:
-        stat = path.stat()
+        stat = (path / "_delta_log" if path.is_dir() else path).stat()
     except OSError:
         return None
     return stat.st_mtime_ns, stat.st_size
@@ -251,8 +252,8 @@ class CachedFile(Generic[T]):
 
 
 def read_features(path: Path) -> FeatureSnapshot:
-    """Parse the features Parquet into a snapshot."""
-    return FeatureSnapshot.from_frame(pd.read_parquet(path))
+    """Parse the feature table's latest version (a Parquet file also works) into a snapshot."""
+    return FeatureSnapshot.from_frame(load_table(path) if path.is_dir() else pd.read_parquet(path))
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -10,19 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from deltalake import write_deltalake
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.config import load_config
 from api.main import create_app
-from stock_pipeline.contract import PIPELINE_RUNS
+from stock_pipeline.contract import PIPELINE_RUNS, ticker_bucket
 from stock_pipeline.db import upgrade_database
 from stock_pipeline.trading_calendar import last_closed_session, nse_sessions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TICKERS = ("BAJAJ-AUTO.NS", "INFY.NS", "M&M.NS")
 SESSIONS = 80
-FEATURES = "data/04_feature/features.parquet"
+FEATURES = "data/04_feature/features"  # a Delta table folder
 API_PARAMETERS = """
 api:
   max_staleness_hours: 36
@@ -153,6 +154,17 @@ def write_database(url: str, features: pd.DataFrame) -> None:
     write_runs(url)
 
 
+def write_features(frame: pd.DataFrame, project: Path) -> None:
+    """Replace the project's whole feature table with `frame` (one new version)."""
+    rows = frame.reset_index(drop=True).assign(
+        date=frame["date"].astype("datetime64[us]"), bucket=frame["ticker"].map(ticker_bucket)
+    )
+    (project / FEATURES).mkdir(parents=True, exist_ok=True)
+    write_deltalake(
+        project / FEATURES, rows, mode="overwrite", partition_by=["bucket"], schema_mode="overwrite"
+    )
+
+
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Write a Parquet file, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +198,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_date: date) -
     for catalog in (PROJECT_ROOT / "conf/base").glob("catalog*.yml"):  # the project's own paths
         shutil.copy(catalog, tmp_path / "conf/base" / catalog.name)
     features = make_features(fresh_date)
-    write_parquet(features, tmp_path / FEATURES)
+    write_features(features, tmp_path)
     quality = tmp_path / "data/08_reporting/quality/quality_report.json"
     quality.parent.mkdir(parents=True)
     quality.write_text(json.dumps(quality_report(TICKERS)))

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-FEATURES = "data/04_feature/features.parquet"
+from stock_pipeline.versions import load_features
+from tests.api.conftest import write_features
 
 
 def test_system_health_is_healthy_on_fresh_data(client: TestClient, fresh_date: date) -> None:
@@ -28,9 +29,9 @@ def test_system_health_is_healthy_on_fresh_data(client: TestClient, fresh_date: 
 def test_system_health_is_503_on_stale_data(
     project: Path, make_client: Callable[..., TestClient]
 ) -> None:
-    stale = pd.read_parquet(project / FEATURES)
+    stale = load_features(project_path=project)
     stale["date"] = stale["date"] - pd.Timedelta(days=30)
-    stale.to_parquet(project / FEATURES, index=False)
+    write_features(stale, project)
     response = make_client().get("/mlops/system-health")
     assert response.status_code == 503
     body = response.json()

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-import pandas as pd
 from fastapi.testclient import TestClient
 
-FEATURES = "data/04_feature/features.parquet"
+from stock_pipeline.versions import load_features
+from tests.api.conftest import write_features
 
 
 def test_latest_bars_on_connect(client: TestClient, tickers: tuple[str, ...]) -> None:
@@ -20,9 +20,9 @@ def test_latest_bars_on_connect(client: TestClient, tickers: tuple[str, ...]) ->
 def test_latest_bars_again_when_the_features_change(client: TestClient, project: Path) -> None:
     with client.websocket_connect("/ws/latest") as socket:
         first = socket.receive_json()
-        frame = pd.read_parquet(project / FEATURES)
+        frame = load_features(project_path=project)
         frame = frame[frame["ticker"] != "INFY.NS"]
-        frame.to_parquet(project / FEATURES, index=False)
+        write_features(frame, project)
         second = socket.receive_json()
     assert len(first["bars"]) == 3
     assert [bar["ticker"] for bar in second["bars"]] == ["BAJAJ-AUTO.NS", "M&M.NS"]
