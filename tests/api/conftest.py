@@ -156,8 +156,9 @@ def write_database(url: str, features: pd.DataFrame) -> None:
 
 def write_features(frame: pd.DataFrame, project: Path) -> None:
     """Replace the project's whole feature table with `frame` (one new version)."""
-    rows = frame.reset_index(drop=True).assign(
-        date=frame["date"].astype("datetime64[us]"), bucket=frame["ticker"].map(ticker_bucket)
+    rows = frame.reset_index(drop=True)
+    rows = rows.assign(
+        date=rows["date"].astype("datetime64[us]"), bucket=rows["ticker"].map(ticker_bucket)
     )
     (project / FEATURES).mkdir(parents=True, exist_ok=True)
     write_deltalake(
