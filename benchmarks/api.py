@@ -29,8 +29,11 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from stock_pipeline.datasets import DeltaTableDataset
+from stock_pipeline.versions import load_table
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-FEATURES = "data/04_feature/features.parquet"
+FEATURES = "data/04_feature/features"  # a Delta table folder
 OURS = ("-m", "uvicorn", "api.main:app", "--log-level", "warning", "--no-access-log")
 INDICATORS = ("sma_20", "sma_50", "rsi_14", "macd", "macd_signal", "macd_hist", "volatility")
 
@@ -68,12 +71,11 @@ def generate_features(tickers: int, sessions: int, seed: int = 7) -> pd.DataFram
 
 
 def make_project(root: Path, frame: pd.DataFrame) -> Path:
-    """A minimal project folder holding conf/ and the features Parquet; the Parquet's path."""
+    """A minimal project folder holding conf/ and the feature table; the table's path."""
     for env in ("base", "local"):
         (root / "conf" / env).mkdir(parents=True, exist_ok=True)
     path = root / FEATURES
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    DeltaTableDataset(str(path)).save(frame)
     return path
 
 
@@ -111,7 +113,7 @@ def peer_app(path: Path):
     @app.get("/features/{ticker}")
     def features(ticker: str, limit: int = 250) -> dict:
         """The ticker's latest rows, read from disk now."""
-        frame = pd.read_parquet(path, filters=[("ticker", "==", ticker)])
+        frame = load_table(path, tickers=[ticker])
         if frame.empty:
             raise HTTPException(404, "unknown ticker")
         rows = frame.sort_values("date", ascending=False).head(limit).drop(columns="ticker")
@@ -230,7 +232,7 @@ def run(args: argparse.Namespace) -> dict[str, dict]:
         else:
             path = make_sample_project(Path(folder))
             env = "sample"
-        features = pd.read_parquet(path, columns=["ticker"])
+        features = load_table(path, columns=[])
         tickers = sorted(features["ticker"].unique())
         args.dataset = f"{len(tickers)} tickers, {len(features):,} rows"
         quiet = {"PYTHONWARNINGS": "ignore::UserWarning", "KEDRO_DISABLE_TELEMETRY": "true"}

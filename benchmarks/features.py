@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from stock_pipeline.datasets import DeltaTableDataset
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SEED_INDICATORS, print_table, project_copy, synthetic_prices, timed_child
 
@@ -91,13 +93,13 @@ def kedro_project(project: Path, prices: pd.DataFrame) -> list[str]:
     (bench / "parameters.yml").write_text(
         yaml.safe_dump({"features": {"indicators": SEED_INDICATORS}})
     )
-    (project / "data/03_primary").mkdir(parents=True)
-    prices.to_parquet(project / "data/03_primary/prices.parquet", index=False)
+    DeltaTableDataset(str(project / "data/03_primary/prices")).save(prices)
     return [
         str(Path(sys.executable).with_name("kedro")),
         "run",
         "--pipelines=features",
         "--env=bench",
+        "--params=rebuild=true",  # a full rebuild: every ticker's every row
     ]
 
 

@@ -1,10 +1,12 @@
 """pandera schemas of the silver, primary and gold layers, attached in the catalog with `validator:`."""
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from kedro.utils import load_obj
 from pandera.typing import Series
 
 from stock_pipeline.contract import OHLC
@@ -79,3 +81,21 @@ class FeaturesSchema(PricesSchema):
         later_ticker = np.asarray(tickers[1:] > tickers[:-1], dtype=bool)
         in_order = later_ticker | (same_ticker & (dates[1:] > dates[:-1]))
         return pd.Series(np.r_[True, in_order], index=frame.index)
+
+
+class ChunkValidator:
+    """A pandera schema for a frame, or for each chunk of a lazily saved {name: function} as the
+    dataset computes it (Kedro's `validator:` key, `options: {schema: <class path>}`)."""
+
+    def __init__(self, schema: str):
+        self._schema = load_obj(schema)
+
+    def validate(self, data: Any) -> Any:
+        """The validated frame, or the chunks' functions wrapped to validate what they return."""
+        if not isinstance(data, dict):
+            return self._schema.validate(data)
+        return {name: self._validated(load) for name, load in data.items()}
+
+    def _validated(self, load: Callable[[], pd.DataFrame]) -> Callable[[], pd.DataFrame]:
+        """A function returning `load()` after validation."""
+        return lambda: self._schema.validate(load())

@@ -104,24 +104,20 @@ def test_optional_table_loads_empty_before_the_first_save(tmp_path: Path):
 
 WRITER = """
 import sys, time
-import numpy as np, pandas as pd, pyarrow as pa
-from deltalake import write_deltalake
-from stock_pipeline.datasets.delta_table import _replace_predicate, _to_arrow
+import numpy as np, pandas as pd
+from stock_pipeline.datasets import DeltaTableDataset
 
 path, marker = sys.argv[1], sys.argv[2]
-frame = pd.DataFrame({"ticker": ["AAA.NS"] * 200_000,
-                      "date": pd.date_range("2030-01-01", periods=200_000, freq="min"),
-                      "close": np.arange(200_000, dtype=float)})
-table = _to_arrow(frame)
 
-def batches():
-    for batch in table.to_batches(max_chunksize=50_000):
-        yield batch
-        open(marker, "w").close()  # a batch is out: the write is under way
-        time.sleep(60)             # and stays under way until the test kills this process
+def chunk(ticker):
+    dates = pd.bdate_range("2024-01-08", periods=50_000)
+    return pd.DataFrame({"ticker": ticker, "date": dates, "close": np.arange(len(dates), dtype=float)})
 
-reader = pa.RecordBatchReader.from_batches(table.schema, batches())
-write_deltalake(path, reader, mode="overwrite", predicate=_replace_predicate(frame))
+def stall():
+    open(marker, "w").close()  # the first chunk's files are written: the save is under way
+    time.sleep(60)             # and stays under way until the test kills this process
+
+DeltaTableDataset(path).save({"first": lambda: chunk("AAA.NS"), "second": stall})
 """
 
 
@@ -144,7 +140,8 @@ def test_a_run_killed_mid_write_leaves_the_previous_version(tmp_path: Path):
         writer.send_signal(signal.SIGKILL)
         writer.wait()
     dataset = DeltaTableDataset(str(path))
-    assert dataset.latest_version() == 0
+    assert list((path / f"{BUCKET_COLUMN}={ticker_bucket('AAA.NS')}").glob("*.parquet"))
+    assert dataset.latest_version() == 0  # the killed save's files are there, but not committed
     pd.testing.assert_frame_equal(dataset.load(), before, check_dtype=False)
     dataset.save(rows(start="2024-01-08", sessions=1))  # and the next run writes on top
     assert dataset.latest_version() == 1

@@ -1,22 +1,29 @@
 """A Delta Lake table of (ticker, date) rows, partitioned by ticker bucket, one version per save."""
 
+import json
 import logging
+import time
+import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
 from deltalake.exceptions import DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 from kedro.io import AbstractVersionedDataset, DatasetError, Version
 
 from stock_pipeline.contract import BUCKET_COLUMN, KEY, ticker_bucket
 
 logger = logging.getLogger(__name__)
 
-LOAD_ARGS = ("tickers", "start", "end", "columns")
+LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket")
 
 
 class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
@@ -31,7 +38,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     Loading returns a DataFrame sorted by ticker then date: the latest version, or the one given to
     `catalog.load(name, version="<n>")`. `load_args` select a subset without reading the rest:
     `tickers` (only their buckets are read), `start`/`end` (inclusive dates), `columns` (the key is
-    always included). With `optional`, a table not yet written loads as an empty frame with the
+    always included), `by_bucket` (a dict of one loading function per bucket, as a
+    PartitionedDataset loads, so a node can hold one bucket at a time). With `optional`, a table not yet written loads as an empty frame with the
     key columns (a first run's stored state). `retention_versions` keeps that many latest versions loadable (vacuum after
     each save); `max_files` compacts small files (one more version) once the table holds more.
 
@@ -97,17 +105,33 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         table = DeltaTable(str(self._filepath))
         return [str(entry["version"]) for entry in table.history()]
 
-    def load(self) -> pd.DataFrame:
-        """The stored rows (of `load_args`' tickers, dates and columns), sorted by ticker then date."""
+    def load(self) -> pd.DataFrame | dict[str, Callable[[], pd.DataFrame]]:
+        """The stored rows (of `load_args`' tickers, dates and columns), sorted by ticker then date;
+        with `by_bucket`, a function per bucket that loads them."""
         if self._optional and not self._exists():
             return pd.DataFrame(
                 {"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[us]")}
             )
         table = self._table()
+        if self._load_args.get("by_bucket"):
+            buckets = sorted({int(values[BUCKET_COLUMN]) for values in table.partitions()})
+            return {
+                str(bucket): lambda bucket=bucket: self._rows(
+                    table, pc.field(BUCKET_COLUMN) == bucket
+                )
+                for bucket in buckets
+            }
+        return self._rows(table)
+
+    def _rows(self, table: DeltaTable, bucket: pc.Expression | None = None) -> pd.DataFrame:
+        """The rows `load_args` select (within one bucket when given), sorted by ticker then date."""
+        selected = self._filter()
+        if bucket is not None:
+            selected = bucket if selected is None else selected & bucket
         columns = self._load_args.get("columns")
         if columns is not None:
             columns = [*KEY, *(name for name in columns if name not in KEY)]
-        rows = table.to_pyarrow_dataset().to_table(filter=self._filter(), columns=columns)
+        rows = table.to_pyarrow_dataset().to_table(filter=selected, columns=columns)
         if BUCKET_COLUMN in rows.column_names:
             rows = rows.drop_columns([BUCKET_COLUMN])
         frame = rows.to_pandas()
@@ -134,25 +158,23 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
             expression = condition if expression is None else expression & condition
         return expression
 
-    def save(self, data: pd.DataFrame) -> None:
-        """Replace each ticker's rows from its first date in `data` onward, in one commit."""
+    def save(self, data: pd.DataFrame | dict[Any, Callable[[], pd.DataFrame]]) -> None:
+        """Replace each ticker's rows from its first date in `data` onward, in one commit.
+
+        `data` is a frame, or chunks of it as {name: function returning a frame} (as a
+        PartitionedDataset saves lazily), written one at a time so memory holds one chunk."""
         path = str(self._filepath)
-        if not self._exists():
-            if data.empty:  # nothing to store yet, and no typed schema to create a table from
-                return
-            Path(path).mkdir(parents=True, exist_ok=True)
-            write_deltalake(path, _to_arrow(data), partition_by=[BUCKET_COLUMN], mode="overwrite")
-        elif len(data):
-            write_deltalake(
-                path,
-                _to_arrow(data),
-                mode="overwrite",
-                predicate=_replace_predicate(data),
-                schema_mode="merge",
-            )
-        table = DeltaTable(path)
-        self._prune(table)
-        logger.info("%s: %d rows written, version %d", path, len(data), table.version())
+        Path(path).mkdir(parents=True, exist_ok=True)
+        table = DeltaTable(path) if self._exists() else None
+        writer = _ReplaceWriter(path, table)
+        chunks = data.values() if isinstance(data, dict) else [data]
+        for chunk in chunks:
+            writer.write(chunk() if callable(chunk) else chunk)
+        writer.commit()
+        if table is not None or writer.rows:
+            table = DeltaTable(path)
+            self._prune(table)
+            logger.info("%s: %d rows written, version %d", path, writer.rows, table.version())
 
     def _prune(self, table: DeltaTable) -> None:
         """Compact small files past `max_files`; vacuum versions older than `retention_versions`."""
@@ -177,24 +199,128 @@ def _to_arrow(data: pd.DataFrame) -> pa.Table:
         date=pd.to_datetime(frame["date"]).astype("datetime64[us]"),
         **{BUCKET_COLUMN: frame["ticker"].map(ticker_bucket).astype("int64")},
     )
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.set_column(0, "ticker", table.column("ticker").cast(pa.string()))
 
 
-def _quote(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
+class _ReplaceWriter:
+    """Parquet files written with pyarrow, one per chunk and bucket, then committed in one Delta
+    transaction with the removal (and rewrite without the replaced rows) of stored files that
+    hold rows being replaced. Nothing is visible until the commit."""
 
+    def __init__(self, path: str, table: DeltaTable | None):
+        self.path = path
+        self.table = table
+        self.schema = pa.schema(table.schema().to_arrow()) if table is not None else None
+        self.stored = _stored_files(table) if table is not None else {}
+        self.adds: dict[str, AddAction] = {}
+        self.removes: list[RemoveAction] = []
+        self.tickers: set[str] = set()
+        self.rows = 0
 
-def _replace_predicate(data: pd.DataFrame) -> str:
-    """Delta predicate matching, per ticker, the stored rows from its first new date onward."""
-    first = data.groupby("ticker", sort=True)["date"].min()
-    clauses = []
-    for since, tickers in first.groupby(first, sort=True):
-        names = list(tickers.index)
-        buckets = sorted({ticker_bucket(name) for name in names})
-        clauses.append(
-            f"({BUCKET_COLUMN} IN ({', '.join(map(str, buckets))}) "
-            f"AND ticker IN ({', '.join(map(_quote, names))}) "
-            f"AND date >= '{pd.Timestamp(since).isoformat()}')"
+    def write(self, frame: pd.DataFrame) -> None:
+        """Stage one chunk: its rows as new files, the stored rows it replaces as rewrites."""
+        if frame.empty:
+            return
+        rows = _to_arrow(frame)
+        if self.schema is None:
+            self.schema = pa.schema(rows.schema)
+        if set(rows.schema.names) != set(self.schema.names):
+            raise DatasetError(
+                f"{self.path}: the columns changed ({sorted(set(rows.schema.names) ^ set(self.schema.names))}); "
+                "rebuild this table (`kedro run --params=rebuild=true` after deleting the folder)"
+            )
+        rows = rows.select(self.schema.names).cast(self.schema)
+        buckets = rows.column(BUCKET_COLUMN).to_numpy()
+        for bucket in np.unique(buckets):
+            part = rows.filter(pa.array(buckets == bucket)).drop_columns([BUCKET_COLUMN])
+            since = part.select(["ticker", "date"]).to_pandas().groupby("ticker")["date"].min()
+            self._replace_stored(int(bucket), since)
+            self._add(int(bucket), part)
+        self.tickers.update(rows.column("ticker").unique().to_pylist())
+        self.rows += rows.num_rows
+
+    def _replace_stored(self, bucket: int, since: pd.Series) -> None:
+        """Rewrite the bucket's files that hold rows of `since`'s tickers from their dates on."""
+        for name in list(self.stored.get(bucket, [])):
+            full = Path(self.path) / name
+            if _latest_date(full) < since.min():
+                continue  # every row is older than the first replaced date: the usual append
+            kept = pq.read_table(full)
+            keys = kept.select(["ticker", "date"]).to_pandas()
+            first = since.reindex(keys["ticker"]).to_numpy(dtype="datetime64[us]")
+            replaced = ~np.isnat(first) & (keys["date"].to_numpy(dtype="datetime64[us]") >= first)
+            if not replaced.any():
+                continue
+            self.stored[bucket].remove(name)
+            if name in self.adds:
+                del self.adds[name]
+                full.unlink()
+            else:
+                self.removes.append(_remove(name, bucket))
+            if not replaced.all():
+                self._add(bucket, kept.filter(pa.array(~replaced)))
+
+    def _add(self, bucket: int, rows: pa.Table) -> None:
+        """Write rows of one bucket as a new Parquet file, staged for the commit."""
+        name = f"{BUCKET_COLUMN}={bucket}/part-{uuid.uuid4().hex}.parquet"
+        full = Path(self.path) / name
+        full.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(rows, full, use_dictionary=["ticker", "date"])
+        self.adds[name] = AddAction(
+            path=name,
+            size=full.stat().st_size,
+            partition_values={BUCKET_COLUMN: str(bucket)},
+            modification_time=int(time.time() * 1000),
+            data_change=True,
+            stats=json.dumps({"numRecords": rows.num_rows}),
         )
-    return " OR ".join(clauses)
+        self.stored.setdefault(bucket, []).append(name)
+
+    def commit(self) -> None:
+        """One transaction: the new files and the removed ones (nothing when nothing changed)."""
+        adds = list(self.adds.values())
+        if self.table is None:
+            if adds:
+                create_table_with_add_actions(
+                    self.path, Schema.from_arrow(self.schema), adds, partition_by=[BUCKET_COLUMN]
+                )
+        elif adds or self.removes:
+            self.table.create_write_transaction(
+                [*adds, *self.removes],
+                mode="append",
+                schema=self.table.schema(),
+                partition_by=[BUCKET_COLUMN],
+            )
+
+
+def _stored_files(table: DeltaTable) -> dict[int, list[str]]:
+    """The table's live data files by bucket, paths relative to the table folder."""
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
+    files: dict[int, list[str]] = {}
+    for name, bucket in zip(actions["path"], actions[f"partition.{BUCKET_COLUMN}"], strict=True):
+        files.setdefault(int(bucket), []).append(name)
+    return files
+
+
+def _latest_date(path: Path) -> pd.Timestamp:
+    """The file's latest `date`, from its Parquet footer statistics."""
+    metadata = pq.read_metadata(path)
+    column = metadata.schema.names.index("date")
+    latest = pd.Timestamp.min
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(column).statistics
+        if statistics is None or not statistics.has_min_max:
+            return pd.Timestamp.max  # unknown: read the file
+        latest = max(latest, pd.Timestamp(statistics.max))
+    return latest
+
+
+def _remove(name: str, bucket: int) -> RemoveAction:
+    """The removal of a stored file."""
+    return RemoveAction(
+        path=name,
+        data_change=True,
+        deletion_timestamp=int(time.time() * 1000),
+        partition_values={BUCKET_COLUMN: str(bucket)},
+    )

@@ -7,6 +7,7 @@ import talib
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from stock_pipeline.contract import ticker_bucket
 from stock_pipeline.pipelines.features import create_pipeline
 from stock_pipeline.pipelines.features.indicators import IndicatorConfigError, build_indicators
 from stock_pipeline.pipelines.features.nodes import compute_features, update_features
@@ -192,7 +193,7 @@ def test_duplicate_columns_are_rejected():
 def test_pipeline_runs_on_an_in_memory_catalog():
     catalog = DataCatalog(
         {
-            "prices": MemoryDataset(prices()),
+            "price_history": MemoryDataset({str(ticker_bucket("AAA.NS")): prices}),
             "price_changes": MemoryDataset(pd.DataFrame({"ticker": ["AAA.NS"], "since": [pd.NaT]})),
             "params:features": MemoryDataset(PARAMS),
             "params:rebuild": MemoryDataset(False),
@@ -200,15 +201,22 @@ def test_pipeline_runs_on_an_in_memory_catalog():
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)
-    assert len(catalog.load("features")) == 151
+    assert len(catalog.load("features")[str(ticker_bucket("AAA.NS"))]()) == 151
 
 
 def test_only_the_rows_from_each_tickers_first_changed_date_are_updated():
     history = pd.concat([prices("AAA.NS"), prices("BBB.NS", seed=9)], ignore_index=True)
+    buckets = {
+        str(b): lambda b=b: history[history["ticker"].map(ticker_bucket) == b]
+        for b in set(history["ticker"].map(ticker_bucket))
+    }
     full = compute_features(history, PARAMS)
     since = history.loc[history["ticker"] == "AAA.NS", "date"].iloc[-3]
     changes = pd.DataFrame({"ticker": ["AAA.NS"], "since": [since]})
-    updated = update_features(history, changes, PARAMS, rebuild=False)
+    updated = update_features(buckets, changes, PARAMS, rebuild=False)
+    assert list(updated) == [str(ticker_bucket("AAA.NS"))]  # only the changed ticker's bucket
     expected = full[(full["ticker"] == "AAA.NS") & (full["date"] >= since)].reset_index(drop=True)
-    pd.testing.assert_frame_equal(updated, expected)  # recursive indicators included, exactly
-    pd.testing.assert_frame_equal(update_features(history, changes, PARAMS, rebuild=True), full)
+    pd.testing.assert_frame_equal(next(iter(updated.values()))(), expected)  # recursive ones too
+    rebuilt = update_features(buckets, changes, PARAMS, rebuild=True)
+    everything = pd.concat([load() for load in rebuilt.values()]).sort_values(["ticker", "date"])
+    pd.testing.assert_frame_equal(everything.reset_index(drop=True), full)

@@ -108,6 +108,9 @@ class IntradayRuns:
                     f"intraday.{name}": DeltaTableDataset(str(self.tables / name))
                     for name in ("clean_prices", "prices", "features")
                 },
+                "intraday.price_history": DeltaTableDataset(
+                    str(self.tables / "prices"), load_args={"by_bucket": True}
+                ),
                 "intraday.clean_price_dates": DeltaTableDataset(
                     str(self.tables / "clean_prices"), load_args={"columns": []}, optional=True
                 ),

@@ -1,11 +1,12 @@
 """Gold layer node: indicators for every ticker from `prices`, warm-up rows dropped."""
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.contract import PRICES_COLUMNS
+from stock_pipeline.contract import PRICES_COLUMNS, ticker_bucket
 from stock_pipeline.pipelines.features.indicators import Indicator, build_indicators
 
 PRICE_CHOICES = ("close", "adj_close")
@@ -85,16 +86,32 @@ def compute_features(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFra
     return pd.DataFrame(output, copy=False)
 
 
-def update_features(
-    prices: pd.DataFrame, price_changes: pd.DataFrame, params: dict[str, Any], rebuild: bool
+def _update_bucket(
+    prices: pd.DataFrame, since: pd.Series | None, params: dict[str, Any]
 ) -> pd.DataFrame:
-    """The feature rows that change: those of each changed ticker from its first changed date on
-    (`price_changes`), every row when `rebuild`. Indicators start from the ticker's first bar, so
-    recursive ones (RSI, MACD, ATR, ADX, OBV) equal a full rebuild's."""
-    if rebuild:
+    """One bucket's changed feature rows: from each changed ticker's first changed date (`since`,
+    NaT: its whole history) on; every row when `since` is None (a rebuild)."""
+    if since is None:
         return compute_features(prices, params)
-    since = price_changes.set_index("ticker")["since"]
     features = compute_features(prices[prices["ticker"].isin(since.index)], params)
     first = since.reindex(features["ticker"]).to_numpy(dtype="datetime64[us]")
     changed = np.isnat(first) | (features["date"].to_numpy(dtype="datetime64[us]") >= first)
     return features[changed].reset_index(drop=True)
+
+
+def update_features(
+    price_history: dict[str, Callable[[], pd.DataFrame]],
+    price_changes: pd.DataFrame,
+    params: dict[str, Any],
+    rebuild: bool,
+) -> dict[str, Callable[[], pd.DataFrame]]:
+    """The feature rows that change, one function per ticker bucket (computed as the table saves
+    them, so memory holds one bucket). Indicators start from each ticker's first bar, so recursive
+    ones (RSI, MACD, ATR, ADX, OBV) equal a full rebuild's; every row when `rebuild`."""
+    build_indicators(params["indicators"])  # a bad spec fails the run before any bucket is read
+    since = None if rebuild else price_changes.set_index("ticker")["since"]
+    buckets = price_history.keys() if rebuild else {str(ticker_bucket(t)) for t in since.index}
+    return {
+        bucket: lambda load=price_history[bucket]: _update_bucket(load(), since, params)
+        for bucket in sorted(buckets & price_history.keys())
+    }

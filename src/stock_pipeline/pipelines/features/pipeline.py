@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=update_features,
-                inputs=["prices", "price_changes", "params:features", "params:rebuild"],
+                inputs=["price_history", "price_changes", "params:features", "params:rebuild"],
                 outputs="features",
                 name="update_features_node",
             )

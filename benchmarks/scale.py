@@ -1,0 +1,148 @@
+"""The whole market through the front door: ingestion, cleaning and features on a synthetic universe.
+
+    python benchmarks/scale.py                       # 3000 tickers x 10 years (about 7.3M rows)
+    python benchmarks/scale.py --tickers 300 --years 2
+
+A full run (`kedro run --pipelines=ingestion,cleaning,features` on an empty data folder, the
+synthetic source and a universe file), then an incremental run that adds `--more` sessions.
+Prints, per run, the wall time, the process tree's peak resident memory (sampled every 0.2 s),
+the rows each layer's table holds and the stage times from the run record. Takes minutes at the
+default size: run it on a quiet machine.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import project_copy
+
+from stock_pipeline.trading_calendar import nse_sessions
+from stock_pipeline.versions import table_versions
+
+STAGES = "--pipelines=ingestion,cleaning,features"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants, from /proc."""
+    parents, rss = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int((entry / "statm").read_text().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
+def timed_tree(command: list[str], cwd: Path) -> tuple[float, float]:
+    """Run a command; its wall seconds and the peak resident GiB of its whole process tree."""
+    env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = [0]
+
+    def sample() -> None:
+        while child.poll() is None:
+            peak[0] = max(peak[0], _tree_rss(child.pid))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, errors = child.communicate()
+    sampler.join()
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{errors[-4000:]}")
+    return wall, peak[0] / 1024**3
+
+
+def last_record(project: Path) -> dict:
+    """The newest run record."""
+    records = sorted((project / "data/08_reporting/runs").glob("*.json"), key=os.path.getmtime)
+    return json.loads(records[-1].read_text())
+
+
+def stage_seconds(record: dict) -> dict[str, float]:
+    """Seconds per stage (ingestion, cleaning, features), summed over their nodes."""
+    stages = {"ingest": "ingestion", "check": "ingestion", "combine": "cleaning"}
+    stages |= {"validate": "cleaning", "record": "cleaning", "report": "cleaning"}
+    stages |= {"select": "cleaning", "update": "features"}
+    totals: dict[str, float] = {}
+    for name, node in record["nodes"].items():
+        stage = stages.get(name.split("_")[0], "other")
+        totals[stage] = totals.get(stage, 0.0) + (node.get("duration_seconds") or 0.0)
+    return totals
+
+
+def main() -> None:
+    """Set up the project copy and universe, run full then incremental, print both side by side."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tickers", type=int, default=3000)
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--more", type=int, default=5, help="sessions the incremental run adds")
+    parser.add_argument("--end", default="2025-06-30", help="last session of the full run")
+    args = parser.parse_args()
+    sessions = nse_sessions(pd.Timestamp(args.end) - pd.DateOffset(years=args.years), "2030-12-31")
+    full_end = sessions[sessions <= pd.Timestamp(args.end)][-1]
+    later_end = sessions[sessions > full_end][args.more - 1]
+    with tempfile.TemporaryDirectory(prefix="scale-") as scratch:
+        project = project_copy(Path(scratch) / "project")
+        universe = project / "universe.txt"
+        universe.write_text("".join(f"S{i:05d}.NS\n" for i in range(args.tickers)))
+        bench = project / "conf" / "bench"
+        bench.mkdir()
+        ingestion = {
+            "source": "synthetic",
+            "universe_file": str(universe),
+            "start_date": str(sessions[0].date()),
+            "end_date": str(full_end.date()),
+        }
+        (bench / "parameters.yml").write_text(yaml.safe_dump({"ingestion": ingestion}))
+        kedro = [str(Path(sys.executable).with_name("kedro")), "run", STAGES, "--env=bench"]
+        rows = []
+        for label, extra in (
+            ("full run", []),
+            (f"+{args.more} sessions", [f"--params=ingestion.end_date={later_end.date()}"]),
+        ):
+            wall, peak = timed_tree([*kedro, *extra], project)
+            record = last_record(project)
+            gold = table_versions(project / "data/04_feature/features")[0]
+            rows.append((label, wall, peak, stage_seconds(record), gold))
+        print(f"\n{args.tickers} tickers x {args.years} years, local engine (both cores)")
+        print(
+            f"{'run':<18}{'wall s':>9}{'peak GiB':>10}{'ingest s':>10}{'clean s':>9}"
+            f"{'features s':>12}{'gold rows added':>17}{'version':>9}"
+        )
+        for label, wall, peak, stages, gold in rows:
+            print(
+                f"{label:<18}{wall:>9.1f}{peak:>10.2f}{stages.get('ingestion', 0):>10.1f}"
+                f"{stages.get('cleaning', 0):>9.1f}{stages.get('features', 0):>12.1f}"
+                f"{gold['rows_added'] or 0:>17,}{gold['version']:>9}"
+            )
+        print(f"incremental / full wall time: {rows[1][1] / rows[0][1]:.0%} (goal: within 20%)")
+
+
+if __name__ == "__main__":
+    main()
