@@ -264,4 +264,4 @@ def test_pipeline_slice_reports_quality_per_ticker():
     assert "delisted" in report["tickers"]["BBB.NS"]["reason"]
     assert report["summary"]["tickers_failed"] == {"BBB.NS": "NoDataError: delisted"}
     assert len(catalog.load("quarantine")) == 1
-    assert len(catalog.load("prices")) == 39
+    assert sum(len(rows()) for rows in catalog.load("prices").values()) == 39

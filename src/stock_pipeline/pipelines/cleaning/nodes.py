@@ -15,6 +15,7 @@ from stock_pipeline.contract import (
     RAW_COLUMNS,
     SILVER_COLUMNS,
     TickerStatus,
+    ticker_bucket,
 )
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
@@ -66,7 +67,7 @@ def combine_raw_prices(
     A ticker whose silver rows are stored (and no corporate-action refresh or `rebuild`) is cleaned
     from its new bronze rows plus the look-back; any other ticker from its whole history. The plan
     has per ticker its mode (`full`, `tail` or `unchanged`) and last stored silver date."""
-    last_stored = stored_dates.groupby("ticker")["date"].max()
+    last_stored = stored_dates.groupby("ticker")["date"].max() if len(stored_dates) else pd.Series()
     lookback = _lookback_rows(params)
     frames, unreadable, plan = [], {}, []
     for ticker, entry in ingestion_report["tickers"].items():
@@ -321,3 +322,62 @@ def select_changed_prices(
     since[since.index.isin(full)] = pd.NaT
     price_changes = pd.DataFrame({"ticker": since.index.astype(str), "since": since.to_numpy()})
     return changed, changed[list(PRICES_COLUMNS)], price_changes
+
+
+def validate_bronze(
+    raw_prices: dict[str, Callable[[], pd.DataFrame]],
+    ingestion_report: dict[str, Any],
+    stored_dates: pd.DataFrame,
+    params: dict[str, Any],
+    rebuild: bool,
+    run_context: dict[str, Any],
+) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The cleaning stage, one ticker bucket at a time so memory holds one bucket's bronze text:
+    the silver and primary rows that change (per bucket), the first changed date per ticker, the
+    rejected rows and the quality report on what this run cleaned."""
+    last_stored = stored_dates.groupby("ticker", as_index=False)["date"].max()
+    buckets: dict[int, dict[str, Any]] = {}
+    for ticker, entry in ingestion_report["tickers"].items():
+        buckets.setdefault(ticker_bucket(ticker), {})[ticker] = entry
+    silver, changes, rejected, sections = {}, [], [], {}
+    for bucket, entries in sorted(buckets.items()):
+        report = {**ingestion_report, "tickers": entries}
+        raw, unreadable, plan = combine_raw_prices(raw_prices, report, last_stored, params, rebuild)
+        cleaned, rejected_rows = validate_prices(raw, params, run_context)
+        quality = report_quality(
+            raw, cleaned, rejected_rows, unreadable, report, params, run_context, plan
+        )
+        sections.update(quality["tickers"])
+        changed, _, since = select_changed_prices(cleaned, plan)
+        if len(changed):
+            silver[str(bucket)] = changed
+        changes.append(since)
+        rejected.append(rejected_rows)
+    rejected_rows = (
+        pd.concat(rejected, ignore_index=True)
+        if rejected
+        else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
+    )
+    ordered = {
+        ticker: sections[ticker] for ticker in ingestion_report["tickers"] if ticker in sections
+    }
+    quality_report = {
+        "run_id": run_context["run_id"],
+        "generated_at": run_context["started_at"],
+        "summary": summarize(ordered, rejected_rows),
+        "tickers": ordered,
+    }
+    price_changes = (
+        pd.concat(changes, ignore_index=True)
+        if changes
+        else pd.DataFrame(
+            {"ticker": pd.Series(dtype=str), "since": pd.Series(dtype="datetime64[us]")}
+        )
+    )
+    return (
+        {bucket: lambda rows=rows: rows for bucket, rows in silver.items()},
+        {bucket: lambda rows=rows: rows[list(PRICES_COLUMNS)] for bucket, rows in silver.items()},
+        price_changes,
+        rejected_rows,
+        quality_report,
+    )
