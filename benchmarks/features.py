@@ -94,6 +94,8 @@ def kedro_project(project: Path, prices: pd.DataFrame) -> list[str]:
         yaml.safe_dump({"features": {"indicators": SEED_INDICATORS}})
     )
     DeltaTableDataset(str(project / "data/03_primary/prices")).save(prices)
+    no_changes = pd.DataFrame({"ticker": pd.Series(dtype=str), "since": pd.Series(dtype="M8[us]")})
+    no_changes.to_parquet(project / "data/03_primary/price_changes.parquet")  # rebuild reads all
     return [
         str(Path(sys.executable).with_name("kedro")),
         "run",
