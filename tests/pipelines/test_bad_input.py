@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
@@ -66,6 +67,10 @@ def run_slice(csv_dir: Path, tmp_path: Path, max_failed_ratio: float) -> DataCat
             "params:ingestion": MemoryDataset(settings),
             "params:ingestion.max_failed_ratio": MemoryDataset(max_failed_ratio),
             "params:cleaning": MemoryDataset(parameters["cleaning"]),
+            "params:rebuild": MemoryDataset(False),
+            "clean_price_dates": MemoryDataset(
+                pd.DataFrame({"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="M8[us]")})
+            ),
             "run_context": MemoryDataset(RUN_CONTEXT),
             **{
                 name: KeptDataset()
@@ -84,7 +89,7 @@ def test_each_bad_file_fails_alone_with_its_reason(csv_dir: Path, tmp_path: Path
     assert set(failed) == {*BAD_FILES, "MISSING.NS"}
     assert all(reason for reason in failed.values())
     assert "MISSING.NS" in failed and "no" in failed["MISSING.NS"].lower()
-    prices = catalog.load("prices")
+    prices = pd.concat(rows() for rows in catalog.load("prices").values())  # one frame per bucket
     assert set(prices["ticker"]) == {"TCS.NS", "GOOD.NS", "MIXED.NS"}
     assert prices.groupby("ticker").size()["TCS.NS"] == prices.groupby("ticker").size()["GOOD.NS"]
 

@@ -111,6 +111,9 @@ class IntradayRuns:
                 "intraday.price_history": DeltaTableDataset(
                     str(self.tables / "prices"), load_args={"by_bucket": True}
                 ),
+                "intraday.feature_dates": DeltaTableDataset(
+                    str(self.tables / "features"), load_args={"columns": []}, optional=True
+                ),
                 "intraday.clean_price_dates": DeltaTableDataset(
                     str(self.tables / "clean_prices"), load_args={"columns": []}, optional=True
                 ),

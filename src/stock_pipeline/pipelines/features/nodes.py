@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.contract import PRICES_COLUMNS, ticker_bucket
+from stock_pipeline.contract import PRICES_COLUMNS
 from stock_pipeline.pipelines.features.indicators import Indicator, build_indicators
 
 PRICE_CHOICES = ("close", "adj_close")
@@ -86,13 +86,33 @@ def compute_features(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFra
     return pd.DataFrame(output, copy=False)
 
 
+def _changed_since(prices: pd.DataFrame, stored_last: pd.Series, changes: pd.Series) -> pd.Series:
+    """Per ticker of `prices` whose feature rows change, the first changed date (NaT: the whole
+    history): this run's price changes, and wherever stored gold lags the prices (a run stopped
+    between writing prices and features, a ticker gold never held)."""
+    last = prices.groupby("ticker")["date"].max()
+    stored = stored_last.reindex(last.index)
+    lagging = stored.isna() | (stored < last)
+    since = (stored[lagging] + pd.Timedelta(microseconds=1)).astype("datetime64[us]")
+    changed = changes[changes.index.isin(last.index)].astype("datetime64[us]")
+    both = since.index.intersection(changed.index)
+    whole = both[since[both].isna().to_numpy() | changed[both].isna().to_numpy()]
+    merged = pd.concat([since, changed]).groupby(level=0).min()
+    merged[whole] = pd.NaT
+    return merged
+
+
 def _update_bucket(
-    prices: pd.DataFrame, since: pd.Series | None, params: dict[str, Any]
+    prices: pd.DataFrame,
+    stored_last: pd.Series,
+    changes: pd.Series | None,
+    params: dict[str, Any],
 ) -> pd.DataFrame:
-    """One bucket's changed feature rows: from each changed ticker's first changed date (`since`,
-    NaT: its whole history) on; every row when `since` is None (a rebuild)."""
-    if since is None:
+    """One bucket's changed feature rows, each changed ticker from its first changed date on;
+    every row when `changes` is None (a rebuild)."""
+    if changes is None:
         return compute_features(prices, params)
+    since = _changed_since(prices, stored_last, changes)
     features = compute_features(prices[prices["ticker"].isin(since.index)], params)
     first = since.reindex(features["ticker"]).to_numpy(dtype="datetime64[us]")
     changed = np.isnat(first) | (features["date"].to_numpy(dtype="datetime64[us]") >= first)
@@ -102,6 +122,7 @@ def _update_bucket(
 def update_features(
     price_history: dict[str, Callable[[], pd.DataFrame]],
     price_changes: pd.DataFrame,
+    feature_dates: pd.DataFrame,
     params: dict[str, Any],
     rebuild: bool,
 ) -> dict[str, Callable[[], pd.DataFrame]]:
@@ -109,9 +130,9 @@ def update_features(
     them, so memory holds one bucket). Indicators start from each ticker's first bar, so recursive
     ones (RSI, MACD, ATR, ADX, OBV) equal a full rebuild's; every row when `rebuild`."""
     build_indicators(params["indicators"])  # a bad spec fails the run before any bucket is read
-    since = None if rebuild else price_changes.set_index("ticker")["since"]
-    buckets = price_history.keys() if rebuild else {str(ticker_bucket(t)) for t in since.index}
+    changes = None if rebuild else price_changes.set_index("ticker")["since"]
+    stored_last = feature_dates.groupby("ticker")["date"].max()
     return {
-        bucket: lambda load=price_history[bucket]: _update_bucket(load(), since, params)
-        for bucket in sorted(buckets & price_history.keys())
+        bucket: lambda load=load: _update_bucket(load(), stored_last, changes, params)
+        for bucket, load in sorted(price_history.items())
     }

@@ -11,7 +11,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=update_features,
-                inputs=["price_history", "price_changes", "params:features", "params:rebuild"],
+                inputs=[
+                    "price_history",
+                    "price_changes",
+                    "feature_dates",
+                    "params:features",
+                    "params:rebuild",
+                ],
                 outputs="features",
                 name="update_features_node",
             )
