@@ -48,7 +48,7 @@ def load_features(
 
 
 def table_versions(path: str | Path) -> list[dict[str, Any]]:
-    """The table's loadable versions, newest first: id, commit time (UTC), operation, rows added."""
+    """The table's versions, newest first: id, commit time (UTC), operation, rows the save wrote."""
     if not DeltaTable.is_deltatable(str(path)):
         return []
     return [
@@ -56,7 +56,7 @@ def table_versions(path: str | Path) -> list[dict[str, Any]]:
             "version": entry["version"],
             "committed_at": datetime.fromtimestamp(entry["timestamp"] / 1000, UTC).isoformat(),
             "operation": entry.get("operation"),
-            "rows_added": (entry.get("operationMetrics") or {}).get("num_added_rows"),
+            "rows_written": int(entry.get("rows_written", 0)),
         }
         for entry in DeltaTable(str(path)).history()
     ]

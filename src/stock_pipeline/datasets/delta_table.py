@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import DeltaTable, Schema
+from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 from kedro.io import AbstractVersionedDataset, DatasetError, Version
@@ -283,7 +283,11 @@ class _ReplaceWriter:
         if self.table is None:
             if adds:
                 create_table_with_add_actions(
-                    self.path, Schema.from_arrow(self.schema), adds, partition_by=[BUCKET_COLUMN]
+                    self.path,
+                    Schema.from_arrow(self.schema),
+                    adds,
+                    partition_by=[BUCKET_COLUMN],
+                    commit_properties=self._properties(),
                 )
         elif adds or self.removes:
             self.table.create_write_transaction(
@@ -291,7 +295,12 @@ class _ReplaceWriter:
                 mode="append",
                 schema=self.table.schema(),
                 partition_by=[BUCKET_COLUMN],
+                commit_properties=self._properties(),
             )
+
+    def _properties(self) -> CommitProperties:
+        """The commit's own record of what it wrote (shown by `DeltaTable.history()`)."""
+        return CommitProperties(custom_metadata={"rows_written": str(self.rows)})
 
 
 def _stored_files(table: DeltaTable) -> dict[int, list[str]]:
