@@ -38,10 +38,11 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     Loading returns a DataFrame sorted by ticker then date: the latest version, or the one given to
     `catalog.load(name, version="<n>")`. `load_args` select a subset without reading the rest:
     `tickers` (only their buckets are read), `start`/`end` (inclusive dates), `columns` (the key is
-    always included), `by_bucket` (a dict of one loading function per bucket, as a
-    PartitionedDataset loads, so a node can hold one bucket at a time). With `optional`, a table not yet written loads as an empty frame with the
-    key columns (a first run's stored state). `retention_versions` keeps that many latest versions loadable (vacuum after
-    each save); `max_files` compacts small files (one more version) once the table holds more.
+    always included), `by_bucket` (one loading function per bucket, as a PartitionedDataset loads,
+    so a node holds one bucket at a time). With `optional`, a table not written yet loads as an
+    empty frame with the key columns (a first run's stored state). `retention_versions` keeps that
+    many latest versions loadable (a vacuum after each save); `max_files` compacts small files
+    (one more version) once the table holds more. Versioning is the table's own: no `versioned:`.
 
     Example catalog entry::
 
