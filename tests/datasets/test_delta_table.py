@@ -145,3 +145,14 @@ def test_a_run_killed_mid_write_leaves_the_previous_version(tmp_path: Path):
     pd.testing.assert_frame_equal(dataset.load(), before, check_dtype=False)
     dataset.save(rows(start="2024-01-08", sessions=1))  # and the next run writes on top
     assert dataset.latest_version() == 1
+
+
+def test_by_bucket_loads_one_function_per_bucket(tmp_path: Path):
+    stored = rows(sessions=3)
+    DeltaTableDataset(str(tmp_path / "t")).save(stored)
+    loaders = DeltaTableDataset(str(tmp_path / "t"), load_args={"by_bucket": True}).load()
+    assert set(loaders) == {str(ticker_bucket(ticker)) for ticker in TICKERS}
+    together = pd.concat(load() for load in loaders.values()).sort_values(["ticker", "date"])
+    pd.testing.assert_frame_equal(together.reset_index(drop=True), stored, check_dtype=False)
+    absent = DeltaTableDataset(str(tmp_path / "none"), load_args={"by_bucket": True}, optional=True)
+    assert absent.load() == {}

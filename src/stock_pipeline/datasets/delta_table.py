@@ -110,6 +110,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         """The stored rows (of `load_args`' tickers, dates and columns), sorted by ticker then date;
         with `by_bucket`, a function per bucket that loads them."""
         if self._optional and not self._exists():
+            if self._load_args.get("by_bucket"):
+                return {}
             return pd.DataFrame(
                 {"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[us]")}
             )
