@@ -68,6 +68,7 @@ def run_slice(csv_dir: Path, tmp_path: Path, max_failed_ratio: float) -> DataCat
             "params:ingestion.max_failed_ratio": MemoryDataset(max_failed_ratio),
             "params:cleaning": MemoryDataset(parameters["cleaning"]),
             "params:rebuild": MemoryDataset(False),
+            "params:compute": MemoryDataset({"engine": "local"}),
             "clean_price_dates": MemoryDataset(
                 pd.DataFrame({"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="M8[us]")})
             ),

@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -119,12 +120,15 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         if self._load_args.get("by_bucket"):
             buckets = sorted({int(values[BUCKET_COLUMN]) for values in table.partitions()})
             return {
-                str(bucket): lambda bucket=bucket: self._rows(
-                    table, pc.field(BUCKET_COLUMN) == bucket
-                )
+                str(bucket): partial(self._bucket_rows, table.version(), bucket)
                 for bucket in buckets
             }
         return self._rows(table)
+
+    def _bucket_rows(self, version: int, bucket: int) -> pd.DataFrame:
+        """One bucket's rows at `version` (picklable, so a dask worker can load them itself)."""
+        table = DeltaTable(str(self._filepath), version=version)
+        return self._rows(table, pc.field(BUCKET_COLUMN) == bucket)
 
     def _rows(self, table: DeltaTable, bucket: pc.Expression | None = None) -> pd.DataFrame:
         """The rows `load_args` select (within one bucket when given), sorted by ticker then date."""

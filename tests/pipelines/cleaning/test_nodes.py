@@ -239,6 +239,7 @@ def test_pipeline_slice_reports_quality_per_ticker():
             "raw_prices": MemoryDataset({"AAA.NS": lambda: raw.drop(columns="ticker")}),
             "clean_price_dates": MemoryDataset(NO_SILVER),
             "params:rebuild": MemoryDataset(False),
+            "params:compute": MemoryDataset({"engine": "local"}),
             "price_changes": MemoryDataset(),
             "params:cleaning": MemoryDataset(PARAMS),
             "run_context": MemoryDataset(RUN_CONTEXT),

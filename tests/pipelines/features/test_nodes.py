@@ -190,6 +190,9 @@ def test_duplicate_columns_are_rejected():
         build_indicators([{"name": "sma", "timeperiod": 5}, {"talib": "SMA", "timeperiod": 5}])
 
 
+LOCAL = {"engine": "local"}
+
+
 def stored_keys() -> pd.DataFrame:
     """No gold stored yet."""
     return pd.DataFrame({"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="M8[us]")})
@@ -203,6 +206,7 @@ def test_pipeline_runs_on_an_in_memory_catalog():
             "feature_dates": MemoryDataset(stored_keys()),
             "params:features": MemoryDataset(PARAMS),
             "params:rebuild": MemoryDataset(False),
+            "params:compute": MemoryDataset(LOCAL),
             "features": MemoryDataset(),
         }
     )
@@ -226,15 +230,21 @@ def test_only_the_rows_from_each_tickers_first_changed_date_are_updated():
     since = history.loc[history["ticker"] == "AAA.NS", "date"].iloc[-3]
     changes = pd.DataFrame({"ticker": ["AAA.NS"], "since": [since]})
     stored = full[["ticker", "date"]]
-    updated = updated_rows(update_features(buckets, changes, stored, PARAMS, rebuild=False))
+    updated = updated_rows(
+        update_features(buckets, changes, stored, PARAMS, rebuild=False, compute=LOCAL)
+    )
     expected = full[(full["ticker"] == "AAA.NS") & (full["date"] >= since)].reset_index(drop=True)
     pd.testing.assert_frame_equal(updated, expected)  # recursive indicators included, exactly
 
     lagging = stored[~((stored["ticker"] == "BBB.NS") & (stored["date"] > since))]  # a stopped run
-    healed = updated_rows(update_features(buckets, changes, lagging, PARAMS, rebuild=False))
+    healed = updated_rows(
+        update_features(buckets, changes, lagging, PARAMS, rebuild=False, compute=LOCAL)
+    )
     behind = (full["ticker"] == "BBB.NS") & (full["date"] > since)
     expected = full[behind | ((full["ticker"] == "AAA.NS") & (full["date"] >= since))]
     pd.testing.assert_frame_equal(healed, expected.reset_index(drop=True))
 
-    rebuilt = updated_rows(update_features(buckets, changes, stored, PARAMS, rebuild=True))
+    rebuilt = updated_rows(
+        update_features(buckets, changes, stored, PARAMS, rebuild=True, compute=LOCAL)
+    )
     pd.testing.assert_frame_equal(rebuilt, full)

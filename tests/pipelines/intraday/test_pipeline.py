@@ -122,6 +122,7 @@ class IntradayRuns:
                     for name in ("ingestion_report", "quality_report", "price_changes")
                 },
                 "params:rebuild": MemoryDataset(False),
+                "params:compute": MemoryDataset({"engine": "local"}),
                 "params:ingestion": MemoryDataset(ingestion),
                 "params:ingestion.max_failed_ratio": MemoryDataset(ingestion["max_failed_ratio"]),
                 **{

@@ -17,6 +17,7 @@ from stock_pipeline.contract import (
     TickerStatus,
     ticker_bucket,
 )
+from stock_pipeline.engine import map_buckets
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
     completeness_by_ticker,
@@ -324,6 +325,24 @@ def select_changed_prices(
     return changed, changed[list(PRICES_COLUMNS)], price_changes
 
 
+def _clean_bucket(
+    raw_prices: dict[str, Callable[[], pd.DataFrame]],
+    report: dict[str, Any],
+    last_stored: pd.DataFrame,
+    params: dict[str, Any],
+    rebuild: bool,
+    run_context: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """One bucket's changed silver rows, first changed dates, rejected rows and report sections."""
+    raw, unreadable, plan = combine_raw_prices(raw_prices, report, last_stored, params, rebuild)
+    cleaned, rejected_rows = validate_prices(raw, params, run_context)
+    quality = report_quality(
+        raw, cleaned, rejected_rows, unreadable, report, params, run_context, plan
+    )
+    changed, _, since = select_changed_prices(cleaned, plan)
+    return changed, since, rejected_rows, quality["tickers"]
+
+
 def validate_bronze(
     raw_prices: dict[str, Callable[[], pd.DataFrame]],
     ingestion_report: dict[str, Any],
@@ -331,28 +350,35 @@ def validate_bronze(
     params: dict[str, Any],
     rebuild: bool,
     run_context: dict[str, Any],
+    compute: dict[str, Any],
 ) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """The cleaning stage, one ticker bucket at a time so memory holds one bucket's bronze text:
-    the silver and primary rows that change (per bucket), the first changed date per ticker, the
-    rejected rows and the quality report on what this run cleaned."""
+    """The cleaning stage, one ticker bucket at a time (on the `compute` engine) so memory holds a
+    bucket's bronze text: the silver and primary rows that change (per bucket), the first changed
+    date per ticker, the rejected rows and the quality report on what this run cleaned."""
     last_stored = stored_dates.groupby("ticker", as_index=False)["date"].max()
-    buckets: dict[int, dict[str, Any]] = {}
+    buckets: dict[str, dict[str, Any]] = {}
     for ticker, entry in ingestion_report["tickers"].items():
-        buckets.setdefault(ticker_bucket(ticker), {})[ticker] = entry
-    silver, changes, rejected, sections = {}, [], [], {}
-    for bucket, entries in sorted(buckets.items()):
-        report = {**ingestion_report, "tickers": entries}
-        raw, unreadable, plan = combine_raw_prices(raw_prices, report, last_stored, params, rebuild)
-        cleaned, rejected_rows = validate_prices(raw, params, run_context)
-        quality = report_quality(
-            raw, cleaned, rejected_rows, unreadable, report, params, run_context, plan
+        buckets.setdefault(str(ticker_bucket(ticker)), {})[ticker] = entry
+    work = {
+        bucket: (
+            {ticker: raw_prices[ticker] for ticker in entries if ticker in raw_prices},
+            {**ingestion_report, "tickers": entries},
+            last_stored[last_stored["ticker"].isin(list(entries))],
+            params,
+            rebuild,
+            run_context,
         )
-        sections.update(quality["tickers"])
-        changed, _, since = select_changed_prices(cleaned, plan)
+        for bucket, entries in sorted(buckets.items())
+    }
+    silver, changes, rejected, sections = {}, [], [], {}
+    for bucket, (changed, since, rejected_rows, tickers) in map_buckets(
+        _clean_bucket, work, compute
+    ):
         if len(changed):
-            silver[str(bucket)] = changed
+            silver[bucket] = changed
         changes.append(since)
         rejected.append(rejected_rows)
+        sections.update(tickers)
     rejected_rows = (
         pd.concat(rejected, ignore_index=True)
         if rejected

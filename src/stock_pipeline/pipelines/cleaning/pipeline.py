@@ -18,6 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:cleaning",
                     "params:rebuild",
                     "run_context",
+                    "params:compute",
                 ],
                 outputs=[
                     "clean_prices",

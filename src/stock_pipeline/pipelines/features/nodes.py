@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from stock_pipeline.contract import PRICES_COLUMNS
+from stock_pipeline.engine import submit_buckets
 from stock_pipeline.pipelines.features.indicators import Indicator, build_indicators
 
 PRICE_CHOICES = ("close", "adj_close")
@@ -119,20 +120,33 @@ def _update_bucket(
     return features[changed].reset_index(drop=True)
 
 
+def _update_loaded_bucket(
+    load: Callable[[], pd.DataFrame],
+    stored_last: pd.Series,
+    changes: pd.Series | None,
+    params: dict[str, Any],
+) -> pd.DataFrame:
+    """Load one bucket's prices and return its changed feature rows (where the engine runs it)."""
+    return _update_bucket(load(), stored_last, changes, params)
+
+
 def update_features(
     price_history: dict[str, Callable[[], pd.DataFrame]],
     price_changes: pd.DataFrame,
     feature_dates: pd.DataFrame,
     params: dict[str, Any],
     rebuild: bool,
+    compute: dict[str, Any],
 ) -> dict[str, Callable[[], pd.DataFrame]]:
-    """The feature rows that change, one function per ticker bucket (computed as the table saves
-    them, so memory holds one bucket). Indicators start from each ticker's first bar, so recursive
-    ones (RSI, MACD, ATR, ADX, OBV) equal a full rebuild's; every row when `rebuild`."""
+    """The feature rows that change, one function per ticker bucket for the table to save (on the
+    local engine computed as it saves them, so memory holds one bucket). Indicators start from each
+    ticker's first bar, so recursive ones (RSI, MACD, ATR, ADX, OBV) equal a full rebuild's; every
+    row when `rebuild`."""
     build_indicators(params["indicators"])  # a bad spec fails the run before any bucket is read
     changes = None if rebuild else price_changes.set_index("ticker")["since"]
     stored_last = feature_dates.groupby("ticker")["date"].max()
-    return {
-        bucket: lambda load=load: _update_bucket(load(), stored_last, changes, params)
+    work = {
+        bucket: (load, stored_last, changes, params)
         for bucket, load in sorted(price_history.items())
     }
+    return submit_buckets(_update_loaded_bucket, work, compute)

@@ -17,6 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "feature_dates",
                     "params:features",
                     "params:rebuild",
+                    "params:compute",
                 ],
                 outputs="features",
                 name="update_features_node",

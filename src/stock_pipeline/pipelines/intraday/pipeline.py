@@ -24,6 +24,7 @@ SHARED_PARAMETERS = {
     "params:features",
     "params:persistence",
     "params:rebuild",
+    "params:compute",
 }
 
 
