@@ -4,7 +4,9 @@
     python benchmarks/scale.py --tickers 300 --years 2
 
 A full run (`kedro run --pipelines=ingestion,cleaning,features` on an empty data folder, the
-synthetic source and a universe file), then an incremental run that adds `--more` sessions.
+synthetic source and a universe file), then an incremental run that adds `--more` sessions: on
+the local engine, then on `compute.engine: dask` against a `dask scheduler` and two
+`dask worker` processes the script starts (their memory counts in the peak).
 Prints, per run, the wall time, the process tree's peak resident memory (sampled every 0.2 s),
 the stage times (from the pipeline log), the rows gold holds and its version. Takes minutes at the
 default size: run it on a quiet machine.
@@ -13,6 +15,7 @@ default size: run it on a quiet machine.
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -55,8 +58,9 @@ def _tree_rss(root: int) -> int:
     return sum(rss.get(pid, 0) for pid in tree)
 
 
-def timed_tree(command: list[str], cwd: Path) -> tuple[float, float]:
-    """Run a command; its wall seconds and the peak resident GiB of its whole process tree."""
+def timed_tree(command: list[str], cwd: Path, also: tuple[int, ...] = ()) -> tuple[float, float]:
+    """Run a command; its wall seconds and the peak resident GiB of its whole process tree plus
+    the trees of `also` (the dask scheduler and workers)."""
     env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
     started = time.perf_counter()
     child = subprocess.Popen(
@@ -66,7 +70,7 @@ def timed_tree(command: list[str], cwd: Path) -> tuple[float, float]:
 
     def sample() -> None:
         while child.poll() is None:
-            peak[0] = max(peak[0], _tree_rss(child.pid))
+            peak[0] = max(peak[0], sum(_tree_rss(pid) for pid in (child.pid, *also)))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -111,52 +115,100 @@ def stage_seconds(project: Path) -> dict[str, float]:
     }
 
 
+def start_cluster(project: Path, env: dict[str, str]) -> tuple[str, list[subprocess.Popen]]:
+    """A `dask scheduler` and two `dask worker` processes serving the project; address, processes."""
+    dask = str(Path(sys.executable).with_name("dask"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"cwd": project, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
+    )
+    time.sleep(3)
+    workers = [
+        subprocess.Popen(
+            [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+            **quiet,
+        )
+        for _ in range(2)
+    ]
+    time.sleep(3)
+    return address, [scheduler, *workers]
+
+
+def runs(
+    project: Path, universe: Path, first: str, last: str, later: str, dask: bool
+) -> list[tuple]:
+    """A full run to `last`, then an incremental run to `later`: wall, peak, stages, gold rows."""
+    bench = project / "conf" / "bench"
+    bench.mkdir()
+    ingestion = {"source": "synthetic", "universe_file": str(universe)}
+    ingestion |= {"start_date": first, "end_date": last}
+    kedro = [str(Path(sys.executable).with_name("kedro")), "run", STAGES, "--env=bench"]
+    env = os.environ | {"PYTHONPATH": str(project / "src"), "KEDRO_DISABLE_TELEMETRY": "true"}
+    address, cluster = start_cluster(project, env) if dask else (None, [])
+    compute = {"engine": "dask", "dask": {"address": address}} if dask else {"engine": "local"}
+    (bench / "parameters.yml").write_text(
+        yaml.safe_dump({"ingestion": ingestion, "compute": compute})
+    )
+    rows = []
+    try:
+        for label, extra in (
+            ("full run", []),
+            ("incremental", [f"--params=ingestion.end_date={later}"]),
+        ):
+            wall, peak = timed_tree([*kedro, *extra], project, tuple(p.pid for p in cluster))
+            gold = DeltaTable(str(project / "data/04_feature/features"))
+            version = last_record(project)["versions"]["features"]
+            rows.append((label, wall, peak, stage_seconds(project), gold.count(), version))
+    finally:
+        for process in reversed(cluster):
+            process.terminate()
+            process.wait(timeout=30)
+    return rows
+
+
 def main() -> None:
-    """Set up the project copy and universe, run full then incremental, print both side by side."""
+    """Full then incremental runs on the local engine, then on a dask cluster; one table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tickers", type=int, default=3000)
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--more", type=int, default=5, help="sessions the incremental run adds")
     parser.add_argument("--end", default="2025-06-30", help="last session of the full run")
+    parser.add_argument("--no-dask", action="store_true", help="the local engine only")
     args = parser.parse_args()
     sessions = nse_sessions(pd.Timestamp(args.end) - pd.DateOffset(years=args.years), "2030-12-31")
     full_end = sessions[sessions <= pd.Timestamp(args.end)][-1]
     later_end = sessions[sessions > full_end][args.more - 1]
+    dates = (str(sessions[0].date()), str(full_end.date()), str(later_end.date()))
+    engines = ["local"] if args.no_dask else ["local", "dask"]
+    table = {}
     with tempfile.TemporaryDirectory(prefix="scale-") as scratch:
-        project = project_copy(Path(scratch) / "project")
-        universe = project / "universe.txt"
+        universe = Path(scratch) / "universe.txt"
         universe.write_text("".join(f"S{i:05d}.NS\n" for i in range(args.tickers)))
-        bench = project / "conf" / "bench"
-        bench.mkdir()
-        ingestion = {
-            "source": "synthetic",
-            "universe_file": str(universe),
-            "start_date": str(sessions[0].date()),
-            "end_date": str(full_end.date()),
-        }
-        (bench / "parameters.yml").write_text(yaml.safe_dump({"ingestion": ingestion}))
-        kedro = [str(Path(sys.executable).with_name("kedro")), "run", STAGES, "--env=bench"]
-        rows = []
-        for label, extra in (
-            ("full run", []),
-            (f"+{args.more} sessions", [f"--params=ingestion.end_date={later_end.date()}"]),
-        ):
-            wall, peak = timed_tree([*kedro, *extra], project)
-            gold = DeltaTable(str(project / "data/04_feature/features"))
-            version = last_record(project)["versions"]["features"]
-            rows.append((label, wall, peak, stage_seconds(project), gold.count(), version))
-        print(f"\n{args.tickers} tickers x {args.years} years, local engine (both cores)")
-        print(
-            f"{'run':<18}{'wall s':>9}{'peak GiB':>10}{'ingest s':>10}{'clean s':>9}"
-            f"{'features s':>12}{'gold rows':>12}{'version':>9}"
-        )
+        for engine in engines:
+            project = project_copy(Path(scratch) / engine)
+            table[engine] = runs(
+                project, universe, *dates, dask="cluster" if engine == "dask" else None
+            )
+    print(
+        f"\n{args.tickers} tickers x {args.years} years (+{args.more} sessions); local = this "
+        "process on both cores, dask = a scheduler and two single-threaded workers"
+    )
+    print(
+        f"{'engine':<8}{'run':<13}{'wall s':>9}{'peak GiB':>10}{'ingest s':>10}{'clean s':>9}"
+        f"{'features s':>12}{'gold rows':>12}{'version':>9}"
+    )
+    for engine, rows in table.items():
         for label, wall, peak, stages, gold_rows, version in rows:
             print(
-                f"{label:<18}{wall:>9.1f}{peak:>10.2f}{stages['ingestion']:>10.1f}"
+                f"{engine:<8}{label:<13}{wall:>9.1f}{peak:>10.2f}{stages['ingestion']:>10.1f}"
                 f"{stages['cleaning']:>9.1f}{stages['features']:>12.1f}{gold_rows:>12,}"
                 f"{version:>9}"
             )
-        print(f"incremental / full wall time: {rows[1][1] / rows[0][1]:.0%} (goal: within 20%)")
+        print(f"{engine}: incremental / full wall time {rows[1][1] / rows[0][1]:.0%} (goal: 20%)")
 
 
 if __name__ == "__main__":
