@@ -6,11 +6,12 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.contract import QUARANTINE_COLUMNS
+from stock_pipeline.contract import QUARANTINE_COLUMNS, SILVER_COLUMNS
 from stock_pipeline.pipelines.cleaning import create_pipeline
 from stock_pipeline.pipelines.cleaning.nodes import (
     combine_raw_prices,
     select_changed_prices,
+    validate_bronze,
     validate_prices,
 )
 from stock_pipeline.trading_calendar import nse_sessions
@@ -189,7 +190,7 @@ def test_stored_tickers_are_cleaned_from_their_new_rows_plus_the_lookback():
     assert plan["mode"].tolist() == ["tail"]
     later = RUN_CONTEXT | {"started_at": "2025-06-02T12:00:00+00:00"}
     cleaned, _ = validate_prices(combined, params, later)
-    silver, _, changes = select_changed_prices(cleaned, plan)
+    silver, changes = select_changed_prices(cleaned, plan)
     full, _ = validate_prices(raw.assign(ticker="AAA.NS"), params, later)
     assert len(silver) == 20
     pd.testing.assert_frame_equal(silver, full.iloc[280:].reset_index(drop=True))
@@ -208,11 +209,15 @@ def test_stored_tickers_are_cleaned_from_their_new_rows_plus_the_lookback():
 
 
 def test_changed_prices_have_the_contract_columns():
-    cleaned, _ = clean(bronze())
-    plan = pd.DataFrame({"ticker": ["AAA.NS"], "mode": ["full"], "last_stored": [pd.NaT]})
-    _, prices, changes = select_changed_prices(cleaned, plan)
-    assert changes["since"].isna().all()  # the whole history changed
-    assert list(prices.columns) == [
+    raw = bronze().drop(columns="ticker")
+    report = {"tickers": {"AAA.NS": {"status": "created"}}}
+    silver, prices, changes, _, _ = validate_bronze(
+        {"AAA.NS": lambda: raw}, report, NO_SILVER, PARAMS, False, RUN_CONTEXT, {"engine": "local"}
+    )
+    assert changes["since"].isna().all()  # a new ticker: the whole history changed
+    (silver_rows,), (price_rows,) = silver.values(), prices.values()  # one bucket
+    assert list(silver_rows().columns) == list(SILVER_COLUMNS)
+    assert list(price_rows().columns) == [
         "ticker",
         "date",
         "open",

@@ -312,9 +312,9 @@ def record_quarantine(rejected_rows: pd.DataFrame) -> pd.DataFrame:
 
 def select_changed_prices(
     cleaned: pd.DataFrame, plan: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The silver and primary rows that change (a tail ticker's rows after its last stored date, a
-    full ticker's every row) and, per changed ticker, the first changed date (NaT: whole history)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The silver rows that change (a tail ticker's rows after its last stored date, a full
+    ticker's every row) and, per changed ticker, the first changed date (NaT: whole history)."""
     last_stored = plan.set_index("ticker")["last_stored"].reindex(cleaned["ticker"]).to_numpy()
     dates = cleaned["date"].to_numpy()
     changed = cleaned[np.isnat(last_stored) | (dates > last_stored)].reset_index(drop=True)
@@ -322,7 +322,7 @@ def select_changed_prices(
     since = changed.groupby("ticker", sort=True)["date"].min()
     since[since.index.isin(full)] = pd.NaT
     price_changes = pd.DataFrame({"ticker": since.index.astype(str), "since": since.to_numpy()})
-    return changed, changed[list(PRICES_COLUMNS)], price_changes
+    return changed, price_changes
 
 
 def _clean_bucket(
@@ -339,7 +339,7 @@ def _clean_bucket(
     quality = report_quality(
         raw, cleaned, rejected_rows, unreadable, report, params, run_context, plan
     )
-    changed, _, since = select_changed_prices(cleaned, plan)
+    changed, since = select_changed_prices(cleaned, plan)
     return changed, since, rejected_rows, quality["tickers"]
 
 
