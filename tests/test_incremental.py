@@ -92,3 +92,5 @@ def test_incremental_runs_equal_rebuilds_after_a_corporate_action(
     before = load_features(version=second["versions"]["features"], project_path=project)
     assert before["date"].max() <= pd.Timestamp("2020-12-31")
     assert third["versions"]["features"] > second["versions"]["features"]
+    again = run_until(project, "2021-03-31")  # nothing new: no row written, the version stays
+    assert again["versions"]["features"] == third["versions"]["features"]
