@@ -1,11 +1,14 @@
 """Response models of the API, with the examples shown in the OpenAPI docs."""
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from api.validation import as_utc
 
 Value = float | int | bool | str | None
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]  # always with its offset, in UTC
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:
@@ -19,6 +22,14 @@ class Problem(BaseModel):
     model_config = _example({"detail": "unknown ticker: ABC.NS"})
 
     detail: str
+
+
+class InvalidInput(BaseModel):
+    """A request the API cannot read: FastAPI's list of errors, or one sentence."""
+
+    model_config = _example({"detail": "unknown columns: nope"})
+
+    detail: str | list[dict[str, Any]]
 
 
 class Liveness(BaseModel):
@@ -53,6 +64,7 @@ class FeatureRows(BaseModel):
     model_config = _example(
         {
             "ticker": "INFY.NS",
+            "version": "content-3f2a9c1b7d4e5f60",
             "columns": ["date", "close", "rsi_14"],
             "order": "desc",
             "count": 2,
@@ -64,11 +76,37 @@ class FeatureRows(BaseModel):
     )
 
     ticker: str
+    version: str = Field(description="The version of the feature data served")
     columns: list[str]
     order: Literal["asc", "desc"]
     count: int
     rows: list[dict[str, Any]] = Field(
         description="One record per session: date (ISO) and the chosen columns (null for NaN)"
+    )
+
+
+class FeaturePage(BaseModel):
+    """One page of a bulk JSON download; send next_cursor back as `cursor` for the next page."""
+
+    model_config = _example(
+        {
+            "version": "content-3f2a9c1b7d4e5f60",
+            "columns": ["ticker", "date", "close"],
+            "count": 2,
+            "next_cursor": "WyJjb250ZW50LTNmMmE5YzFiN2Q0ZTVmNjAiLCAyXQ",
+            "rows": [
+                {"ticker": "INFY.NS", "date": "2026-11-23", "close": 1538.9},
+                {"ticker": "INFY.NS", "date": "2026-11-24", "close": 1543.2},
+            ],
+        }
+    )
+
+    version: str = Field(description="The version of the feature data served")
+    columns: list[str]
+    count: int
+    next_cursor: str | None = Field(description="Where the next page starts; null on the last")
+    rows: list[dict[str, Any]] = Field(
+        description="One record per (ticker, date), sorted so: ticker, date and the chosen columns"
     )
 
 
@@ -150,8 +188,8 @@ class RunSummary(BaseModel):
     pipeline: str
     env: str | None
     status: str
-    started_at: datetime
-    finished_at: datetime | None
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
     duration_seconds: float | None
     rows_in: int | None
     rows_out: int | None
@@ -189,7 +227,7 @@ class SystemHealth(BaseModel):
     database: Literal["ok", "down"]
     components: dict[str, HealthComponent]
     last_pipeline_run: RunSummary | None
-    checked_at: datetime
+    checked_at: UtcDatetime
 
 
 class Distribution(BaseModel):

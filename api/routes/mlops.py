@@ -71,7 +71,7 @@ def run_component(run: RunSummary | None) -> HealthComponent:
 def system_health(services: ServicesDep) -> Any:
     """Data freshness against the NSE calendar, database status, last run and a 0-100 score."""
     now = datetime.now(UTC)
-    snapshot = services.store.features.get()
+    snapshot = services.store.features.snapshot()
     fresh = freshness(snapshot.last_date if snapshot else None, now)
     max_hours = services.config.max_staleness_hours
     database, last_run = database_check(services)
