@@ -64,6 +64,11 @@ class RateLimiter:
         return (1 - tokens) / rate
 
 
+def _printable(text: str) -> str:
+    """Text with control and non-ASCII characters escaped: one request stays one log line."""
+    return text.encode("unicode_escape").decode("ascii")
+
+
 class RequestLog:
     """ASGI middleware: one log line per HTTP request with the key's name, never the key."""
 
@@ -89,10 +94,9 @@ class RequestLog:
         finally:
             query = scope.get("query_string", b"").decode("latin-1")
             access_log.info(
-                "%s %s%s %d %.1f ms key=%s",
+                "%s %s %d %.1f ms key=%s",
                 scope["method"],
-                scope["path"],
-                f"?{query}" if query else "",
+                _printable(scope["path"] + (f"?{query}" if query else "")),
                 status,
                 (time.perf_counter() - started) * 1000,
                 scope.get("state", {}).get(KEY_NAME_STATE, "-"),
