@@ -359,5 +359,6 @@ class LatestBars(BaseModel):
     """The WebSocket message: every ticker's last row in the feature dataset."""
 
     type: Literal["latest"] = "latest"
+    version: str | None = Field(description="The version of the feature data; null before any")
     last_date: date | None
     bars: list[dict[str, Value]]

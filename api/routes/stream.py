@@ -16,8 +16,10 @@ def latest_bars(services: Services) -> LatestBars:
     """The current snapshot's last row per ticker (empty before the pipeline has run)."""
     snapshot = services.store.features.snapshot()
     if snapshot is None:
-        return LatestBars(last_date=None, bars=[])
-    return LatestBars(last_date=snapshot.last_date, bars=snapshot.latest())
+        return LatestBars(version=None, last_date=None, bars=[])
+    return LatestBars(
+        version=snapshot.version, last_date=snapshot.last_date, bars=snapshot.latest()
+    )
 
 
 async def wait_for_change_or_close(websocket: WebSocket, change: asyncio.Event) -> bool:
