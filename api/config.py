@@ -135,11 +135,15 @@ def rate_limit(params: Mapping[str, Any]) -> RateLimit:
     """The `api.rate_limit` parameters."""
     rate = params.get("requests_per_second")
     per_key = params.get("per_key") or {}
-    return RateLimit(
+    limit = RateLimit(
         requests_per_second=None if rate is None else float(rate),
         burst=int(params.get("burst", 20)),
         per_key={str(name): float(value) for name, value in per_key.items()},
     )
+    rates = [*limit.per_key.values(), limit.requests_per_second]
+    if limit.burst < 1 or any(rate is not None and rate <= 0 for rate in rates):
+        raise ApiConfigError("api.rate_limit needs rates above 0 and a burst of at least 1")
+    return limit
 
 
 def load_config(project_root: Path | None = None, env: str | None = None) -> ApiConfig:

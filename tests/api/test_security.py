@@ -122,6 +122,16 @@ def test_malformed_keys_stop_the_api(
         load_config(project)
 
 
+@pytest.mark.parametrize(
+    "limit",
+    ["{requests_per_second: 0}", "{requests_per_second: 5, burst: 0}", "{per_key: {ci: -1}}"],
+)
+def test_impossible_rate_limits_stop_the_api(project: Path, limit: str) -> None:
+    (project / "conf/local/parameters.yml").write_text(f"api:\n  rate_limit: {limit}\n")
+    with pytest.raises(ApiConfigError, match="rate_limit"):
+        load_config(project)
+
+
 def test_key_name_finds_the_matching_key_only() -> None:
     keys = {"a": key_digest("alpha-key"), "b": key_digest("beta-key")}
     assert key_name("beta-key", keys) == "b"
