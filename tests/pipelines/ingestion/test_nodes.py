@@ -136,6 +136,9 @@ def test_one_bad_ticker_does_not_stop_the_others(monkeypatch):
     assert report["tickers"]["BBB.NS"]["status"] == "failed"
     assert "delisted" in report["tickers"]["BBB.NS"]["reason"]
     assert report["failed_ratio"] == 0.5
+    outcomes = report["ticker_outcomes"]  # what the run record keeps
+    assert outcomes["ok"] == ["AAA.NS"]
+    assert list(outcomes["failed"]) == ["BBB.NS"] and "delisted" in outcomes["failed"]["BBB.NS"]
 
 
 def test_failure_budget():
