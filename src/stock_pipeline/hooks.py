@@ -131,6 +131,13 @@ class RunRecordHooks:
         with self._lock:
             entry = self._node_entry(node)
             entry.update(status="success", rows_out=_total_rows(outputs))
+            logger.info(
+                "%s: %s rows in, %s rows out, %.2f s",
+                node.name,
+                _count(entry["rows_in"]),
+                _count(entry["rows_out"]),
+                entry.get("duration_seconds") or 0.0,
+            )
             for data in outputs.values():
                 if isinstance(data, dict) and isinstance(data.get("ticker_outcomes"), dict):
                     self._record["tickers"] = data["ticker_outcomes"]
@@ -192,3 +199,8 @@ def _total_rows(datasets: dict[str, Any]) -> int | None:
     """Rows summed over the DataFrames among the datasets, None when there is none."""
     counts = [len(data) for data in datasets.values() if isinstance(data, pd.DataFrame)]
     return sum(counts) if counts else None
+
+
+def _count(rows: int | None) -> str:
+    """A row count with thousands separators, or - when the node moved no DataFrame."""
+    return "-" if rows is None else f"{rows:,}"
