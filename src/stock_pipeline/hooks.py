@@ -21,6 +21,7 @@ from stock_pipeline.db import (
     resolve_db_url,
     upgrade_database,
 )
+from stock_pipeline.run_lock import DatabaseLock, FolderLock, Holder, RunLockedError
 from stock_pipeline.run_store import RUNS_DIR, RunStore
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,22 @@ def _project_path(run_params: dict[str, Any]) -> Path:
     return Path(run_params.get("project_path") or Path.cwd())
 
 
+def _database_url(run_params: dict[str, Any], db_url: str | None) -> str:
+    """The run's database URL, a relative SQLite path made absolute against the project."""
+    return resolve_db_url(db_url or database_url(), _project_path(run_params))
+
+
+def _writes_sql(pipeline: Pipeline, catalog: DataCatalog) -> bool:
+    """Whether any dataset of the pipeline is a SQL table."""
+    return any(SQL_DATASET_TYPE in (catalog.get_type(name) or "") for name in pipeline.datasets())
+
+
+def _parameter(catalog: DataCatalog, section: str, key: str, default: Any) -> Any:
+    """The parameter section.key, or default when the run has none."""
+    name = f"params:{section}.{key}"
+    return catalog.load(name) if name in catalog else default
+
+
 class RunContextHooks:
     """Put `run_context` in the catalog so that nodes stay pure and still know their run."""
 
@@ -54,7 +71,8 @@ class RunContextHooks:
 
 
 class DatabaseHooks:
-    """Migrate the database once per run, before any node and before the run record is stored.
+    """Migrate the database once per run, after the run's lock, before any node and before the
+    run record is stored.
 
     A run whose pipeline writes SQL fails at once when the database is unreachable; any other run
     only warns (its record then stays a JSON file).
@@ -63,21 +81,66 @@ class DatabaseHooks:
     def __init__(self, db_url: str | None = None):
         self._db_url = db_url
 
-    @hook_impl(tryfirst=True)
+    @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
         """Bring the schema to head (one query when it already is)."""
-        url = resolve_db_url(self._db_url or database_url(), _project_path(run_params))
-        writes_sql = any(
-            SQL_DATASET_TYPE in (catalog.get_type(name) or "") for name in pipeline.datasets()
-        )
+        url = _database_url(run_params, self._db_url)
+        writes_sql = _writes_sql(pipeline, catalog)
         try:
             upgrade_database(url, attempts=5 if writes_sql else 1)
         except DatabaseUnavailableError as error:
             if writes_sql:
                 raise
             logger.warning("Database %s not migrated: %s", mask_url(url), error)
+
+
+class RunLockHooks:
+    """One run at a time: the data folder's lock, and PostgreSQL's advisory lock when the run
+    writes SQL there. A run that cannot get them within `run.lock_timeout_seconds` exits with
+    status 75 and a message naming the holder, before anything else happens."""
+
+    LOCKED_EXIT_STATUS = 75  # EX_TEMPFAIL: try again later
+
+    def __init__(self, db_url: str | None = None):
+        self._db_url = db_url
+        self._locks: list[FolderLock | DatabaseLock] = []
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        """Take the locks, or stop the run without a traceback."""
+        holder = Holder.me(str(run_params.get("run_id") or "unknown"))
+        timeout = float(_parameter(catalog, "run", "lock_timeout_seconds", 0))
+        url = _database_url(run_params, self._db_url)
+        locks: list[FolderLock | DatabaseLock] = [FolderLock(_project_path(run_params))]
+        if url.startswith("postgresql") and _writes_sql(pipeline, catalog):
+            locks.append(DatabaseLock(url))
+        try:
+            for lock in locks:
+                lock.acquire(holder, timeout)
+                self._locks.append(lock)
+        except RunLockedError as error:
+            self._release()
+            logger.error("%s", error)
+            raise SystemExit(self.LOCKED_EXIT_STATUS) from None
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self) -> None:
+        """Let the locks go."""
+        self._release()
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self) -> None:
+        """Let the locks go."""
+        self._release()
+
+    def _release(self) -> None:
+        """Release every lock taken, newest first."""
+        while self._locks:
+            self._locks.pop().release()
 
 
 class RunRecordHooks:
@@ -91,12 +154,11 @@ class RunRecordHooks:
         self._node_started: dict[str, float] = {}
         self._store: RunStore | None = None
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after the lock and the migration
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         """Open the run's record and store it as running."""
-        project_path = _project_path(run_params)
-        url = resolve_db_url(self._db_url or database_url(), project_path)
-        self._store = RunStore(project_path / self._runs_dir, url)
+        url = _database_url(run_params, self._db_url)
+        self._store = RunStore(_project_path(run_params) / self._runs_dir, url)
         self._node_started = {}
         self._record = {
             "run_id": str(run_params.get("run_id") or datetime.now(UTC).isoformat()),
