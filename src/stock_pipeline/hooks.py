@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 from kedro.framework.hooks import hook_impl
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
 
 from stock_pipeline.contract import RunStatus
@@ -64,10 +64,10 @@ class RunContextHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:
-        """Register the run context as a memory dataset before any node runs."""
+        """Fill in the run context before any node runs."""
         run_id = run_params.get("run_id") or run_params.get("session_id") or "unknown"
         context = make_run_context(str(run_id), env=run_params.get("env"))
-        catalog[RUN_CONTEXT] = MemoryDataset(context)
+        catalog.save(RUN_CONTEXT, context)  # the catalog declares it as a MemoryDataset
 
 
 class DatabaseHooks:
