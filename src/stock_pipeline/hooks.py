@@ -21,6 +21,7 @@ from stock_pipeline.db import (
     resolve_db_url,
     upgrade_database,
 )
+from stock_pipeline.notify import Notifier, alert_for_saved, run_failed
 from stock_pipeline.run_lock import DatabaseLock, FolderLock, Holder, RunLockedError
 from stock_pipeline.run_store import RUNS_DIR, RunStore
 
@@ -141,6 +142,43 @@ class RunLockHooks:
         """Release every lock taken, newest first."""
         while self._locks:
             self._locks.pop().release()
+
+
+class NotificationHooks:
+    """Tell people what needs them (conf/local/notifications.yml): a failed run, stale data,
+    drift alerts, a retrain request. Sending never fails the run."""
+
+    def __init__(self) -> None:
+        self._notifier = Notifier([])
+        self._run: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        """Read the targets and events of the run's environment."""
+        try:
+            config = context.config_loader["notifications"].get("notifications") or {}
+            self._notifier = Notifier(config.get("targets") or [], config.get("events"))
+        except Exception as error:  # a broken alert config must not stop the pipeline
+            logger.warning("notifications: configuration not usable, no alerts: %s", error)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        """Remember which run this is."""
+        self._run = run_params
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        """Alert on what a saved dataset says: stale tickers, drift alerts, a retrain request."""
+        alert = alert_for_saved(dataset_name, data, str(self._run.get("run_id")))
+        if alert is not None:
+            self._notifier.send(alert)
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any]) -> None:
+        """Alert that the run failed, and why."""
+        pipeline = ",".join(run_params.get("pipeline_names") or ["__default__"])
+        reason = mask_secrets(f"{type(error).__name__}: {error}")
+        self._notifier.send(run_failed(str(run_params.get("run_id")), pipeline, reason))
 
 
 class RunRecordHooks:
