@@ -167,6 +167,19 @@ PIPELINE_RUNS = sa.Table(
 )
 sa.Index("idx_pipeline_runs_started", PIPELINE_RUNS.c.started_at.desc())
 
+# The tables that hold every configured feature column: the base ones above, plus one DOUBLE
+# PRECISION column per further indicator, added by the run that first computes it.
+FEATURE_TABLES = (STOCK_FEATURES.name, STOCK_FEATURES_INTRADAY.name)
+# Each ticker's latest row with every column of stock_features; PostgreSQL fixes a view's columns
+# when it is created, so the view is replaced whenever a column is added.
+LATEST_STOCK_DATA_VIEW = (
+    "latest_stock_data",
+    """SELECT s.*
+        FROM stock_features AS s
+        JOIN (SELECT ticker, MAX(date) AS date FROM stock_features GROUP BY ticker) AS latest
+          ON latest.ticker = s.ticker AND latest.date = s.date""",
+)
+
 
 # --- freshness -------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from kedro.pipeline import Node, Pipeline
 from stock_pipeline.contract import RunStatus
 from stock_pipeline.db import (
     DatabaseUnavailableError,
+    add_feature_columns,
     database_url,
     mask_secrets,
     mask_url,
@@ -22,6 +23,7 @@ from stock_pipeline.db import (
     upgrade_database,
 )
 from stock_pipeline.notify import Notifier, alert_for_saved, run_failed
+from stock_pipeline.pipelines.features.indicators import build_indicators
 from stock_pipeline.run_lock import DatabaseLock, FolderLock, Holder, RunLockedError
 from stock_pipeline.run_store import RUNS_DIR, RunStore
 
@@ -73,7 +75,7 @@ class RunContextHooks:
 
 class DatabaseHooks:
     """Migrate the database once per run, after the run's lock, before any node and before the
-    run record is stored.
+    run record is stored; then give the feature tables a column for every configured indicator.
 
     A run whose pipeline writes SQL fails at once when the database is unreachable; any other run
     only warns (its record then stays a JSON file).
@@ -95,6 +97,10 @@ class DatabaseHooks:
             if writes_sql:
                 raise
             logger.warning("Database %s not migrated: %s", mask_url(url), error)
+            return
+        features = _parameter(catalog, "features", "indicators", None)
+        if writes_sql and features:
+            add_feature_columns(url, [c for i in build_indicators(features) for c in i.columns])
 
 
 class RunLockHooks:
