@@ -149,6 +149,9 @@ def test_failure_budget():
     with pytest.raises(IngestionFailedError, match="1 of 2 tickers failed"):
         check_failure_budget(report, 0.2)
     check_failure_budget(report, 0.5)
+    every_one = {"failed_ratio": 1.0, "tickers": {"A": {"status": "failed", "reason": "x"}}}
+    with pytest.raises(IngestionFailedError, match="1 of 1 tickers failed"):
+        check_failure_budget(every_one, 1.0)  # nothing fetched is a failure whatever the ratio
 
 
 def test_bronze_text_round_trip():
