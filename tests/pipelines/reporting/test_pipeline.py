@@ -27,8 +27,10 @@ def test_the_pipeline_hands_each_report_dataset_its_notebook_parameters():
             "run_context": MemoryDataset(
                 {"run_id": "run-2", "started_at": "2024-06-03T10:00:00+00:00", "env": "sample"}
             ),
+            "training_metrics": MemoryDataset({"model_version": 3}),
             "quality_report_html": MemoryDataset(),
             "drift_report_html": MemoryDataset(),
+            "model_report_html": MemoryDataset(),
         }
     )
 
@@ -37,9 +39,11 @@ def test_the_pipeline_hands_each_report_dataset_its_notebook_parameters():
     assert pipeline.inputs() == {
         "quality_report",
         "drift_results",
+        "training_metrics",
         "params:reporting",
         "run_context",
     }
     assert catalog.load("quality_report_html")["tickers"] == ["INFY.NS"]
     assert catalog.load("quality_report_html")["run_id"] == "run-2"
     assert catalog.load("drift_report_html")["as_of"] == "2024-06-03"
+    assert catalog.load("model_report_html") == {"env": "sample", "run_id": "run-2", "model_version": 3}

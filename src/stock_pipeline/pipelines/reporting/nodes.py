@@ -38,3 +38,14 @@ def _latest_run_as_of(drift_results: pd.DataFrame) -> str | None:
         return None
     latest = drift_results.loc[drift_results["run_id"] == drift_results["run_id"].max(), "as_of"]
     return pd.Timestamp(latest.max()).date().isoformat()
+
+
+def build_model_report_parameters(
+    training_metrics: dict[str, Any], run_context: dict[str, Any]
+) -> dict[str, Any]:
+    """Parameters of notebooks/model_report.ipynb: the run and the model version it reports on."""
+    return {
+        "env": run_context["env"],
+        "run_id": run_context["run_id"],
+        "model_version": (training_metrics or {}).get("model_version"),
+    }
