@@ -28,7 +28,9 @@ MODEL_ERRORS = {**ERRORS, 503: {"model": Problem, "description": "No model has b
 
 def read_predictions(path: Path) -> dict[str, pd.DataFrame]:
     """The champion's scores by ticker, each newest first."""
-    frame = pd.read_parquet(path, columns=["ticker", "date", "score", "rank_pct", "in_sample", "model_version"])
+    frame = pd.read_parquet(
+        path, columns=["ticker", "date", "score", "rank_pct", "in_sample", "model_version"]
+    )
     frame["date"] = pd.to_datetime(frame["date"]).dt.tz_localize(None).dt.normalize()
     frame = frame.sort_values(["ticker", "date"], ascending=[True, False], kind="stable")
     return {str(ticker): rows.reset_index(drop=True) for ticker, rows in frame.groupby("ticker")}
@@ -116,7 +118,11 @@ def get_predictions(
                 "in_sample": bool(in_sample),
             }
             for day, score, rank, in_sample in zip(
-                chosen["date"], chosen["score"], chosen["rank_pct"], chosen["in_sample"], strict=True
+                chosen["date"],
+                chosen["score"],
+                chosen["rank_pct"],
+                chosen["in_sample"],
+                strict=True,
             )
         ],
     }

@@ -25,7 +25,12 @@ def training_outputs() -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     params["model"] = {**params["model"], "n_estimators": 30, "min_child_samples": 40}
     params["validation"] = {**params["validation"], "min_train_dates": 150}
     model_input, version = build_model_input(features, params)
-    decision = {"train": True, "reason": "forced (training.force=true)", "forced": True, "request": None}
+    decision = {
+        "train": True,
+        "reason": "forced (training.force=true)",
+        "forced": True,
+        "request": None,
+    }
     validation = validate_model(model_input, decision, params)
     registration = {"model_name": "ranker", "version": 4, "promoted": False, "champion_version": 3}
     comparison = {"method": "same_folds", "promote": False, "champion_version": 3, "reason": "kept"}
@@ -51,7 +56,7 @@ def test_the_report_shows_folds_ic_over_time_importance_and_drift(
     report_project: Callable[[], DataCatalog],
 ):
     catalog = report_project()
-    metrics, daily, features = training_outputs()
+    metrics, daily, _ = training_outputs()
     catalog.save("training_metrics", metrics)
     catalog.save("training_oos_ic", daily)
     as_of = pd.Timestamp(daily["date"].iloc[-10])

@@ -46,4 +46,8 @@ def test_the_pipeline_hands_each_report_dataset_its_notebook_parameters():
     assert catalog.load("quality_report_html")["tickers"] == ["INFY.NS"]
     assert catalog.load("quality_report_html")["run_id"] == "run-2"
     assert catalog.load("drift_report_html")["as_of"] == "2024-06-03"
-    assert catalog.load("model_report_html") == {"env": "sample", "run_id": "run-2", "model_version": 3}
+    assert catalog.load("model_report_html") == {
+        "env": "sample",
+        "run_id": "run-2",
+        "model_version": 3,
+    }

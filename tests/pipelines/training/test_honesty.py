@@ -15,7 +15,9 @@ from tests.pipelines.training.simulation import features_of, simulated_prices
 TRAIN = {"train": True}
 
 
-def test_a_planted_ar1_signal_gives_an_out_of_sample_rank_ic_of_at_least_0_10(signal_features, params):
+def test_a_planted_ar1_signal_gives_an_out_of_sample_rank_ic_of_at_least_0_10(
+    signal_features, params
+):
     model_input, _ = build_model_input(signal_features, params)
     overall = validate_model(model_input, TRAIN, params)["overall"]
 
@@ -43,7 +45,9 @@ def _cut_date(model_input: pd.DataFrame, scores: pd.DataFrame) -> pd.Timestamp:
 
 
 @pytest.mark.parametrize("change", ["scramble", "shift"])
-def test_changing_targets_after_a_date_changes_no_prediction_before_it(signal_features, params, change):
+def test_changing_targets_after_a_date_changes_no_prediction_before_it(
+    signal_features, params, change
+):
     model_input, _ = build_model_input(signal_features, params)
     before = validate_model(model_input, TRAIN, params)["scores"]
     cut = _cut_date(model_input, before)
@@ -52,7 +56,9 @@ def test_changing_targets_after_a_date_changes_no_prediction_before_it(signal_fe
     columns = ["target", "forward_return"]
     if change == "scramble":
         rng = np.random.default_rng(0)
-        changed.loc[later, columns] = changed.loc[later, columns].to_numpy()[rng.permutation(later.sum())]
+        changed.loc[later, columns] = changed.loc[later, columns].to_numpy()[
+            rng.permutation(later.sum())
+        ]
     else:
         changed.loc[later, columns] = changed.loc[later, columns].shift(-1).fillna(0.01).to_numpy()
 

@@ -36,7 +36,10 @@ REQUEST = {
 
 def file_dataset(path: Path, kind: str = "json") -> SkipEmptyDataset:
     """A SkipEmptyDataset over JSON or Parquet at path, as the catalog declares them."""
-    inner = {"type": f"{kind}.JSONDataset" if kind == "json" else "pandas.ParquetDataset", "filepath": str(path)}
+    inner = {
+        "type": f"{kind}.JSONDataset" if kind == "json" else "pandas.ParquetDataset",
+        "filepath": str(path),
+    }
     return SkipEmptyDataset(dataset=inner)
 
 
@@ -59,7 +62,11 @@ def run_training(
             "model_registry": registry,
             "params:training": MemoryDataset(params),
             "run_context": MemoryDataset(
-                {"run_id": run_id, "started_at": f"2024-06-03T18:00:0{run_id[-1]}+00:00", "env": "test"}
+                {
+                    "run_id": run_id,
+                    "started_at": f"2024-06-03T18:00:0{run_id[-1]}+00:00",
+                    "env": "test",
+                }
             ),
             "training_metrics": file_dataset(tmp_path / "metrics.json"),
             "model_summary": file_dataset(tmp_path / "models.json"),
@@ -118,7 +125,9 @@ def test_the_first_run_trains_registers_a_champion_and_writes_its_outputs(
     models = json.loads((tmp_path / "models.json").read_text())
     assert models["champion"]["version"] == 1
     assert models["champion"]["data_version"] == metrics["data_version"]
-    assert models["champion"]["metrics"]["oos_rank_ic"] == pytest.approx(metrics["model"]["oos_rank_ic"])
+    assert models["champion"]["metrics"]["oos_rank_ic"] == pytest.approx(
+        metrics["model"]["oos_rank_ic"]
+    )
     oos_ic = pd.read_parquet(tmp_path / "oos_ic.parquet")
     assert len(oos_ic) == metrics["model"]["dates"]
     assert not (tmp_path / "retrain_ledger.json").exists()  # no request was pending
@@ -131,7 +140,9 @@ def test_without_a_request_a_run_logs_it_and_trains_nothing(
     written = (tmp_path / "metrics.json").read_text()
 
     with caplog.at_level(logging.INFO):
-        catalog = run_training(tmp_path, small_signal_features, fast_params, registry_dataset, run_id="run-2")
+        catalog = run_training(
+            tmp_path, small_signal_features, fast_params, registry_dataset, run_id="run-2"
+        )
 
     assert "No retrain requested" in caplog.text
     assert catalog.load("model_registration") == {}
@@ -144,8 +155,12 @@ def test_a_retrain_request_is_consumed_exactly_once(
 ):
     run_training(tmp_path, small_signal_features, fast_params, registry_dataset)
 
-    first = run_training(tmp_path, small_signal_features, fast_params, registry_dataset, REQUEST, "run-2")
-    second = run_training(tmp_path, small_signal_features, fast_params, registry_dataset, REQUEST, "run-3")
+    first = run_training(
+        tmp_path, small_signal_features, fast_params, registry_dataset, REQUEST, "run-2"
+    )
+    second = run_training(
+        tmp_path, small_signal_features, fast_params, registry_dataset, REQUEST, "run-3"
+    )
 
     assert first.load("training_decision")["train"] is True
     assert second.load("training_decision")["train"] is False
@@ -176,7 +191,9 @@ def test_force_trains_without_a_request_and_an_equal_model_does_not_replace_the_
     run_training(tmp_path, small_signal_features, fast_params, registry_dataset)
 
     forced = {**fast_params, "force": "true"}  # as --params=training.force=true may pass it
-    catalog = run_training(tmp_path, small_signal_features, forced, registry_dataset, run_id="run-2")
+    catalog = run_training(
+        tmp_path, small_signal_features, forced, registry_dataset, run_id="run-2"
+    )
 
     comparison = catalog.load("champion_comparison")
     assert comparison["method"] == "same_folds"
@@ -198,7 +215,9 @@ def test_promotion_keeps_the_better_model(
     first, second = (strong, blind) if order == "strong_then_weak" else (blind, strong)
     run_training(tmp_path, small_signal_features, first, registry_dataset)
 
-    catalog = run_training(tmp_path, small_signal_features, second, registry_dataset, run_id="run-2")
+    catalog = run_training(
+        tmp_path, small_signal_features, second, registry_dataset, run_id="run-2"
+    )
 
     comparison = catalog.load("champion_comparison")
     assert comparison["method"] == "same_folds"
@@ -232,7 +251,9 @@ def test_a_champion_with_unseen_dates_is_compared_frozen_on_them(
 def test_too_little_history_trains_nothing_and_keeps_the_request_pending(
     tmp_path, small_signal_features, fast_params, registry_dataset
 ):
-    short = small_signal_features[small_signal_features["date"] <= small_signal_features["date"].unique()[100]]
+    short = small_signal_features[
+        small_signal_features["date"] <= small_signal_features["date"].unique()[100]
+    ]
 
     catalog = run_training(tmp_path, short, fast_params, registry_dataset, REQUEST)
 

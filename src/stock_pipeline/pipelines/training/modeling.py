@@ -5,14 +5,13 @@ return is measured on, the target transform, the input features and the learner'
 registry stores it with each model, so a champion can be rebuilt or rescored with its own recipe.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:  # LightGBM and scikit-learn take a second each to import: only when training
+    import lightgbm as lgb
 
 RECIPE_KEYS = ("horizon", "price_column", "target", "features", "relative_to_close", "model")
 TARGETS = ("raw", "demean", "rank")
@@ -87,21 +86,28 @@ def build_model_frame(features: pd.DataFrame, recipe: dict[str, Any]) -> pd.Data
     complete = np.isfinite(frame[names].to_numpy()).all(axis=1)
     frame = frame[complete].reset_index(drop=True)
     known = frame["forward_return"].notna()
-    target = cross_sectional(frame.loc[known, "forward_return"], frame.loc[known, "date"], recipe["target"])
+    target = cross_sectional(
+        frame.loc[known, "forward_return"], frame.loc[known, "date"], recipe["target"]
+    )
     frame["target"] = target.reindex(frame.index)
     return frame
 
 
-def fit_lightgbm(frame: pd.DataFrame, recipe: dict[str, Any]) -> lgb.Booster:
+def fit_lightgbm(frame: pd.DataFrame, recipe: dict[str, Any]) -> "lgb.Booster":
     """A LightGBM regressor of the target on the recipe's inputs, deterministic for a seed."""
+    import lightgbm as lgb
+
     params = {"verbose": -1, "deterministic": True, "force_row_wise": True, **recipe["model"]}
     model = lgb.LGBMRegressor(**params)
-    model.fit(frame[recipe["features"]].to_numpy("float32"), frame["target"].to_numpy("float64"),
-              feature_name=list(recipe["features"]))
+    model.fit(
+        frame[recipe["features"]].to_numpy("float32"),
+        frame["target"].to_numpy("float64"),
+        feature_name=list(recipe["features"]),
+    )
     return model.booster_
 
 
-def predict(booster: lgb.Booster, frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+def predict(booster: "lgb.Booster", frame: pd.DataFrame, names: list[str]) -> np.ndarray:
     """The booster's scores for the rows of a model frame."""
     if frame.empty:
         return np.zeros(0)
@@ -112,6 +118,10 @@ def baseline_predictions(
     train: pd.DataFrame, test: pd.DataFrame, names: list[str], ridge_alpha: float
 ) -> dict[str, np.ndarray]:
     """Zero, each ticker's historical mean target, and a ridge regression on the same inputs."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     means = train.groupby("ticker")["target"].mean()
     historical = test["ticker"].map(means).fillna(train["target"].mean()).to_numpy("float64")
     ridge = make_pipeline(StandardScaler(), Ridge(alpha=ridge_alpha))
@@ -123,9 +133,11 @@ def baseline_predictions(
     }
 
 
-def feature_importance(booster: lgb.Booster) -> dict[str, float]:
+def feature_importance(booster: "lgb.Booster") -> dict[str, float]:
     """Each input's share of the total split gain, largest first."""
     gain = booster.feature_importance(importance_type="gain")
     total = float(gain.sum()) or 1.0
-    shares = {name: float(value) / total for name, value in zip(booster.feature_name(), gain, strict=True)}
+    shares = {
+        name: float(value) / total for name, value in zip(booster.feature_name(), gain, strict=True)
+    }
     return dict(sorted(shares.items(), key=lambda item: -item[1]))

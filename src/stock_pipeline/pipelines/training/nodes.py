@@ -85,7 +85,9 @@ def build_model_input(features: pd.DataFrame, params: dict[str, Any]) -> tuple[p
     return build_model_frame(features, recipe_of(params)), fingerprint_features(features)
 
 
-def _pending_request(retrain_request: dict[str, Any], ledger: dict[str, Any]) -> dict[str, Any] | None:
+def _pending_request(
+    retrain_request: dict[str, Any], ledger: dict[str, Any]
+) -> dict[str, Any] | None:
     """The drift run's retrain request when it asks for one that no training run has consumed."""
     if not retrain_request or not retrain_request.get("requested"):
         return None
@@ -114,7 +116,9 @@ def decide_training(
             f"({pending.get('share_drifted', 0):.0%} of tickers drifted)"
         )
     else:
-        logger.info("No retrain requested: nothing to train (champion: version %s)", champion["version"])
+        logger.info(
+            "No retrain requested: nothing to train (champion: version %s)", champion["version"]
+        )
         return {"train": False, "reason": "no retrain requested", "forced": False, "request": None}
     dates = len(known_dates(model_input))
     needed = required_dates(params["validation"], int(params["horizon"]))
@@ -125,7 +129,12 @@ def decide_training(
             dates,
             needed,
         )
-        return {"train": False, "reason": f"too little history ({dates} < {needed} dates)", "forced": forced, "request": None}
+        return {
+            "train": False,
+            "reason": f"too little history ({dates} < {needed} dates)",
+            "forced": forced,
+            "request": None,
+        }
     logger.info("Training: %s", reason)
     return {"train": True, "reason": reason, "forced": forced, "request": pending}
 
@@ -150,9 +159,13 @@ def validate_model(
     horizon = int(recipe["horizon"])
     folds = make_folds(known_dates(model_input), params["validation"], horizon)
     scores = walk_forward(model_input, folds, recipe, float(params["baselines"]["ridge_alpha"]))
-    per_fold = {fold.fold: all_metrics(scores[scores["fold"] == fold.fold], horizon) for fold in folds}
+    per_fold = {
+        fold.fold: all_metrics(scores[scores["fold"] == fold.fold], horizon) for fold in folds
+    }
     overall = all_metrics(scores, horizon)
-    logger.info("Walk-forward rank IC per fold (model and baselines):\n%s", _fold_table(folds, per_fold))
+    logger.info(
+        "Walk-forward rank IC per fold (model and baselines):\n%s", _fold_table(folds, per_fold)
+    )
     logger.info(
         "Out of sample: model rank IC %.4f (t %.2f), ridge %.4f, historical mean %.4f",
         overall["model"]["oos_rank_ic"],
@@ -192,7 +205,7 @@ def fit_model(
 def _paired_ic(scores: pd.DataFrame) -> tuple[float, float, int]:
     """Mean daily rank IC of the challenger (`model`) and the champion on the same rows, and their dates."""
     challenger, champion = daily_rank_ic(scores, "model"), daily_rank_ic(scores, "champion")
-    return float(challenger.mean()), float(champion.mean()), int(len(challenger))
+    return float(challenger.mean()), float(champion.mean()), len(challenger)
 
 
 def _champion_scores(
@@ -213,7 +226,9 @@ def _champion_scores(
         fresh = challenger[challenger["date"] > pd.Timestamp(champion["data_end"])]
         frame = build_model_frame(features, champion["recipe"])
         rows = fresh.merge(frame[[*KEYS, *champion["recipe"]["features"]]], on=KEYS)
-        return "fresh_dates", rows.assign(champion=predict(booster, rows, champion["recipe"]["features"]))
+        return "fresh_dates", rows.assign(
+            champion=predict(booster, rows, champion["recipe"]["features"])
+        )
     if champion["recipe"] == recipe:
         return "same_folds", challenger.assign(champion=challenger["model"])
     folds = [Fold.from_dict(fold) for fold in validation_results["folds"]]
@@ -234,13 +249,23 @@ def compare_with_champion(
     registry = model_registry.connect(params["mlflow"])
     champion = registry.version(CHAMPION)
     if champion is None:
-        return {"method": "first_model", "promote": True, "champion_version": None,
-                "reason": "no champion yet: the first model becomes champion"}
+        return {
+            "method": "first_model",
+            "promote": True,
+            "champion_version": None,
+            "reason": "no champion yet: the first model becomes champion",
+        }
     promotion = params["promotion"]
     challenger = validation_results["scores"][[*KEYS, "forward_return", "model"]]
-    fresh_dates = challenger.loc[challenger["date"] > pd.Timestamp(champion["data_end"]), "date"].nunique()
-    booster = registry.load_model(champion) if fresh_dates >= int(promotion["min_fresh_dates"]) else None
-    method, paired = _champion_scores(features, challenger, validation_results, champion, booster, recipe_of(params))
+    fresh_dates = challenger.loc[
+        challenger["date"] > pd.Timestamp(champion["data_end"]), "date"
+    ].nunique()
+    booster = (
+        registry.load_model(champion) if fresh_dates >= int(promotion["min_fresh_dates"]) else None
+    )
+    method, paired = _champion_scores(
+        features, challenger, validation_results, champion, booster, recipe_of(params)
+    )
     challenger_ic, champion_ic, dates = _paired_ic(paired)
     promote = bool(challenger_ic > champion_ic + float(promotion["min_improvement"]))
     verdict = "beats" if promote else "does not beat"
@@ -327,9 +352,19 @@ def register_model(
     promoted = champion_comparison["promote"]
     if promoted:
         registry.set_alias(CHAMPION, version)
-        logger.info("Model %s version %d promoted to champion: %s", registry.model_name, version, champion_comparison["reason"])
+        logger.info(
+            "Model %s version %d promoted to champion: %s",
+            registry.model_name,
+            version,
+            champion_comparison["reason"],
+        )
     else:
-        logger.info("Model %s version %d stays challenger: %s", registry.model_name, version, champion_comparison["reason"])
+        logger.info(
+            "Model %s version %d stays challenger: %s",
+            registry.model_name,
+            version,
+            champion_comparison["reason"],
+        )
     return {
         "model_name": registry.model_name,
         "version": version,
@@ -397,13 +432,20 @@ def report_training(
         },
         "target": {key: recipe[key] for key in ("horizon", "price_column", "target")},
         "features": recipe["features"],
-        "data": {key: trained_model[key] for key in ("rows", "tickers", "train_start", "train_end", "data_end")},
+        "data": {
+            key: trained_model[key]
+            for key in ("rows", "tickers", "train_start", "train_end", "data_end")
+        },
         "validation": {
             **params["validation"],
             "gap_sessions": gap_sessions(params["validation"], int(recipe["horizon"])),
             "splitter": "sklearn TimeSeriesSplit over unique dates",
         },
-        "model": {"learner": "lightgbm", **overall["model"], "feature_importance": trained_model["importance"]},
+        "model": {
+            "learner": "lightgbm",
+            **overall["model"],
+            "feature_importance": trained_model["importance"],
+        },
         "baselines": {name: overall[name] for name in BASELINES},
         "folds": [
             {
@@ -419,7 +461,9 @@ def report_training(
     scores = validation_results["scores"]
     daily = pd.DataFrame({name: daily_rank_ic(scores, name) for name in SCORED})
     daily["fold"] = scores.groupby("date")["fold"].first()
-    daily = daily.rename_axis("date").reset_index().assign(model_version=model_registration["version"])
+    daily = (
+        daily.rename_axis("date").reset_index().assign(model_version=model_registration["version"])
+    )
     return _json_ready(metrics), daily
 
 
@@ -437,12 +481,16 @@ def score_with_champion(
         return pd.DataFrame()
     recipe = champion["recipe"]
     frame = build_model_frame(features, recipe)
-    scores = frame[KEYS].assign(score=predict(registry.load_model(champion), frame, recipe["features"]))
+    scores = frame[KEYS].assign(
+        score=predict(registry.load_model(champion), frame, recipe["features"])
+    )
     scores["rank_pct"] = scores.groupby("date")["score"].rank(pct=True)
     scores["model_version"] = champion["version"]
     scores["in_sample"] = scores["date"] <= pd.Timestamp(champion["train_end"])
     fresh = "this run's model" if model_registration.get("promoted") else "the standing champion"
-    logger.info("Predictions of %s (version %d) for %d rows", fresh, champion["version"], len(scores))
+    logger.info(
+        "Predictions of %s (version %d) for %d rows", fresh, champion["version"], len(scores)
+    )
     return scores
 
 

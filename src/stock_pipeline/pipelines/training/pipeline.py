@@ -30,7 +30,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=decide_training,
-                inputs=["retrain_request", "retrain_ledger_stored", "model_input", "model_registry", PARAMS],
+                inputs=[
+                    "retrain_request",
+                    "retrain_ledger_stored",
+                    "model_input",
+                    "model_registry",
+                    PARAMS,
+                ],
                 outputs="training_decision",
                 name="decide_training_node",
             ),
@@ -69,7 +75,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=consume_retrain_request,
-                inputs=["training_decision", "model_registration", "retrain_ledger_stored", "run_context"],
+                inputs=[
+                    "training_decision",
+                    "model_registration",
+                    "retrain_ledger_stored",
+                    "run_context",
+                ],
                 outputs="retrain_ledger",
                 name="consume_retrain_request_node",
             ),

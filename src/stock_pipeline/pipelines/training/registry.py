@@ -7,18 +7,21 @@ default (a SQLite file under data/, which needs no server).
 """
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 from kedro.io import AbstractDataset, DatasetError
 
 # A pipeline should not phone home or draw progress bars into the run log; users can still opt in.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 DEFAULT_TRACKING_URI = "sqlite:///data/mlflow.db"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
@@ -41,7 +44,7 @@ class ModelRegistry:
     experiment: str
     model_name: str
     artifact_location: str | None = None
-    _boosters: dict[int, lgb.Booster] = field(default_factory=dict, repr=False)
+    _boosters: dict[int, "lgb.Booster"] = field(default_factory=dict, repr=False)
 
     @property
     def client(self) -> Any:
@@ -87,8 +90,9 @@ class ModelRegistry:
             "kedro_run_id": tags.get("kedro_run_id"),
         }
 
-    def load_model(self, version: dict[str, Any]) -> lgb.Booster:
+    def load_model(self, version: dict[str, Any]) -> "lgb.Booster":
         """The LightGBM booster of a version (downloaded once per registry object)."""
+        import lightgbm as lgb
         import mlflow.artifacts
 
         number = int(version["version"])
@@ -105,7 +109,7 @@ class ModelRegistry:
 
     def log_model(
         self,
-        booster: lgb.Booster,
+        booster: "lgb.Booster",
         *,
         metrics: dict[str, float],
         params: dict[str, Any],
@@ -113,17 +117,20 @@ class ModelRegistry:
         documents: dict[str, Any],
     ) -> int:
         """Log a run (metrics, params, tags, JSON documents, the model) and register it; its version."""
+        import lightgbm as lgb
         import mlflow.lightgbm
         from mlflow.entities import Metric, Param, RunTag
         from mlflow.exceptions import MlflowException
 
         client = self.client
-        run = client.create_run(self._experiment_id(), tags={"mlflow.runName": tags.get("kedro_run_id", "")})
+        run = client.create_run(
+            self._experiment_id(), tags={"mlflow.runName": tags.get("kedro_run_id", "")}
+        )
         run_id = run.info.run_id
         try:
             client.log_batch(
                 run_id,
-                metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items() if v == v],
+                metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items() if math.isfinite(v)],
                 params=[Param(k, str(v)[:6000]) for k, v in params.items()],
                 tags=[RunTag(k, str(v)) for k, v in tags.items()],
             )
@@ -131,7 +138,9 @@ class ModelRegistry:
                 client.log_dict(run_id, document, name)
             with tempfile.TemporaryDirectory() as folder:
                 requirements = [f"lightgbm=={lgb.__version__}"]
-                mlflow.lightgbm.save_model(booster, path=f"{folder}/{MODEL_PATH}", pip_requirements=requirements)
+                mlflow.lightgbm.save_model(
+                    booster, path=f"{folder}/{MODEL_PATH}", pip_requirements=requirements
+                )
                 client.log_artifacts(run_id, f"{folder}/{MODEL_PATH}", MODEL_PATH)
             client.set_terminated(run_id)
         except Exception:
@@ -161,7 +170,11 @@ class RegistryLocation:
 
     def connect(self, settings: dict[str, Any]) -> ModelRegistry:
         """The registry for `training.mlflow` settings (tracking_uri, experiment, model_name)."""
-        uri = settings.get("tracking_uri") or self.environment_tracking_uri or self.default_tracking_uri
+        uri = (
+            settings.get("tracking_uri")
+            or self.environment_tracking_uri
+            or self.default_tracking_uri
+        )
         return ModelRegistry(
             tracking_uri=uri,
             experiment=settings["experiment"],

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import TimeSeriesSplit
 
 from stock_pipeline.pipelines.training.modeling import (
     BASELINES,
@@ -41,12 +40,21 @@ class Fold:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: dates as ISO strings."""
-        return {k: v.date().isoformat() if isinstance(v, pd.Timestamp) else v for k, v in asdict(self).items()}
+        return {
+            k: v.date().isoformat() if isinstance(v, pd.Timestamp) else v
+            for k, v in asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Fold":
         """The inverse of as_dict."""
-        return cls(int(data["fold"]), *(pd.Timestamp(data[k]) for k in ("train_start", "train_end", "test_start", "test_end")))
+        return cls(
+            int(data["fold"]),
+            *(
+                pd.Timestamp(data[k])
+                for k in ("train_start", "train_end", "test_start", "test_end")
+            ),
+        )
 
 
 def gap_sessions(validation: dict[str, Any], horizon: int) -> int:
@@ -54,13 +62,19 @@ def gap_sessions(validation: dict[str, Any], horizon: int) -> int:
     purge = validation.get("purge")
     purge = horizon if purge is None else int(purge)
     if purge < horizon:
-        raise ValueError(f"training.validation.purge ({purge}) must be at least the horizon ({horizon})")
+        raise ValueError(
+            f"training.validation.purge ({purge}) must be at least the horizon ({horizon})"
+        )
     return purge + int(validation["embargo"])
 
 
 def required_dates(validation: dict[str, Any], horizon: int) -> int:
     """The fewest dates with a known target that the walk-forward can split."""
-    return int(validation["min_train_dates"]) + gap_sessions(validation, horizon) + int(validation["n_splits"])
+    return (
+        int(validation["min_train_dates"])
+        + gap_sessions(validation, horizon)
+        + int(validation["n_splits"])
+    )
 
 
 def make_folds(dates: np.ndarray, validation: dict[str, Any], horizon: int) -> list[Fold]:
@@ -75,8 +89,12 @@ def make_folds(dates: np.ndarray, validation: dict[str, Any], horizon: int) -> l
             f"{len(dates)} dates with a known target; the walk-forward needs at least "
             f"{required_dates(validation, horizon)}"
         )
+    from sklearn.model_selection import TimeSeriesSplit
+
     rolling = int(validation["rolling_train_dates"]) if scheme == "rolling" else None
-    splitter = TimeSeriesSplit(n_splits=n_splits, test_size=test_size, gap=gap, max_train_size=rolling)
+    splitter = TimeSeriesSplit(
+        n_splits=n_splits, test_size=test_size, gap=gap, max_train_size=rolling
+    )
     dates = pd.DatetimeIndex(dates)
     return [
         Fold(number, dates[train[0]], dates[train[-1]], dates[test[0]], dates[test[-1]])
@@ -108,9 +126,7 @@ def walk_forward(
         scores = {"model": predict(fit_lightgbm(train, recipe), test, names)}
         if ridge_alpha is not None:
             scores |= baseline_predictions(train, test, names, ridge_alpha)
-        parts.append(
-            test[["ticker", "date", "forward_return"]].assign(fold=fold.fold, **scores)
-        )
+        parts.append(test[["ticker", "date", "forward_return"]].assign(fold=fold.fold, **scores))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -122,7 +138,9 @@ def daily_rank_ic(scores: pd.DataFrame, column: str) -> pd.Series:
     dates = scores["date"]
     x = score_rank - score_rank.groupby(dates).transform("mean")
     y = return_rank - return_rank.groupby(dates).transform("mean")
-    sums = pd.DataFrame({"xy": x * y, "xx": x * x, "yy": y * y, "date": dates}).groupby("date").sum()
+    sums = (
+        pd.DataFrame({"xy": x * y, "xx": x * x, "yy": y * y, "date": dates}).groupby("date").sum()
+    )
     ic = sums["xy"] / np.sqrt(sums["xx"] * sums["yy"])
     ic[sums["xx"] == 0] = 0.0  # a constant forecast ranks nothing
     return ic[sums["yy"] > 0]
@@ -157,7 +175,10 @@ def _decile_spread(scores: pd.DataFrame, column: str) -> pd.Series:
     k = np.maximum(1, count // 10)
     top, bottom = rank > count - k, rank <= k
     returns = scores["forward_return"]
-    spread = returns.where(top).groupby(scores["date"]).mean() - returns.where(bottom).groupby(scores["date"]).mean()
+    spread = (
+        returns.where(top).groupby(scores["date"]).mean()
+        - returns.where(bottom).groupby(scores["date"]).mean()
+    )
     constant = by_date[column].std(ddof=0).fillna(0) == 0
     spread[constant] = 0.0
     return spread
@@ -174,8 +195,8 @@ def score_metrics(scores: pd.DataFrame, column: str, horizon: int) -> dict[str, 
         "ic_positive_share": float((ic > 0).mean()) if len(ic) else float("nan"),
         "hit_rate": _hit_rate(scores, column),
         "top_bottom_decile_return": float(spread.mean()),
-        "dates": int(len(ic)),
-        "rows": int(len(scores)),
+        "dates": len(ic),
+        "rows": len(scores),
     }
 
 
