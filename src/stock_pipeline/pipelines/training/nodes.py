@@ -53,6 +53,12 @@ DEFINITIONS = {
 }
 
 
+COMPARISONS = {
+    "fresh_dates": "test dates after everything the champion saw (the champion as registered)",
+    "same_folds": "test dates of the same folds (the champion's recipe refitted in each)",
+}
+
+
 def fingerprint_features(features: pd.DataFrame) -> str:
     """The gold layer's content fingerprint: the data version until run records name one (issue 14)."""
     ordered = features.sort_values(KEYS, kind="stable", ignore_index=True)
@@ -278,8 +284,8 @@ def compare_with_champion(
         "dates": dates,
         "min_improvement": float(promotion["min_improvement"]),
         "reason": (
-            f"the new model {verdict} champion version {champion['version']} "
-            f"({challenger_ic:.4f} vs {champion_ic:.4f} rank IC on {dates} {method.replace('_', ' ')} dates)"
+            f"the new model {verdict} champion version {champion['version']}: rank IC "
+            f"{challenger_ic:.4f} against {champion_ic:.4f} on {dates} {COMPARISONS[method]}"
         ),
     }
 
