@@ -16,10 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-# A pipeline should not phone home or draw progress bars into the run log; users can still opt in.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
 if TYPE_CHECKING:
     import lightgbm as lgb
 
@@ -49,6 +45,9 @@ class ModelRegistry:
     @property
     def client(self) -> Any:
         """The MLflow client (imported on first use: MLflow takes a second to import)."""
+        # a pipeline should not phone home or draw progress bars into the run log (users may opt in)
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
