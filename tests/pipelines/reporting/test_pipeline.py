@@ -29,8 +29,12 @@ def test_the_pipeline_hands_each_report_dataset_its_inputs_and_parameters():
             "run_context": MemoryDataset(
                 {"run_id": "run-2", "started_at": "2024-06-03T10:00:00+00:00", "env": "sample"}
             ),
+            "training_metrics": MemoryDataset({"model_version": 3}),
+            "training_oos_ic": MemoryDataset(pd.DataFrame({"date": [], "model": []})),
+            "model_summary": MemoryDataset({"champion": None}),
             "quality_report_html": MemoryDataset(),
             "drift_report_html": MemoryDataset(),
+            "model_report_html": MemoryDataset(),
         }
     )
 
@@ -41,6 +45,9 @@ def test_the_pipeline_hands_each_report_dataset_its_inputs_and_parameters():
         "clean_prices",
         "quarantine",
         "drift_results",
+        "training_metrics",
+        "training_oos_ic",
+        "model_summary",
         "params:reporting",
         "run_context",
     }
@@ -49,3 +56,8 @@ def test_the_pipeline_hands_each_report_dataset_its_inputs_and_parameters():
     assert quality["parameters"]["run_id"] == "run-2"
     assert list(quality["inputs"]) == ["quality_report", "clean_prices", "quarantine"]
     assert catalog.load("drift_report_html")["parameters"]["as_of"] == "2024-06-03"
+    assert catalog.load("model_report_html")["parameters"] == {
+        "env": "sample",
+        "run_id": "run-2",
+        "model_version": 3,
+    }

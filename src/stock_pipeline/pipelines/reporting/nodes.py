@@ -49,3 +49,25 @@ def _latest_run_as_of(drift_results: pd.DataFrame) -> str | None:
         return None
     latest = drift_results.loc[drift_results["run_id"] == drift_results["run_id"].max(), "as_of"]
     return pd.Timestamp(latest.max()).date().isoformat()
+
+
+def build_model_report(
+    training_metrics: dict[str, Any],
+    training_oos_ic: pd.DataFrame | dict,
+    model_summary: dict[str, Any],
+    drift_results: pd.DataFrame,
+    run_context: dict[str, Any],
+) -> dict[str, Any]:
+    """notebooks/model_report.ipynb's inputs, and its parameters: the run and the model version."""
+    parameters = {
+        "env": run_context["env"],
+        "run_id": run_context["run_id"],
+        "model_version": (training_metrics or {}).get("model_version"),
+    }
+    inputs = {
+        "training_metrics": training_metrics,
+        "training_oos_ic": training_oos_ic,
+        "model_summary": model_summary,
+        "drift_results": drift_results,
+    }
+    return {"parameters": parameters, "inputs": inputs}
