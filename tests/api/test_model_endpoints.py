@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from api.routes.models import MODELS_FILE, PREDICTIONS_FILE
+from api.config import load_config
 
 
 def test_models_lists_the_champion_and_the_challenger(client: TestClient) -> None:
@@ -40,7 +40,7 @@ def test_predictions_default_to_the_latest_date_with_the_model_version(
 
 
 def test_predictions_in_a_date_range_come_newest_first(client: TestClient, project: Path) -> None:
-    stored = pd.read_parquet(project / PREDICTIONS_FILE)
+    stored = pd.read_parquet(load_config(project).files["model_predictions"])
     dates = sorted(stored.loc[stored["ticker"] == "M&M.NS", "date"].dt.date.unique())
     start, end = dates[10], dates[19]
 
@@ -69,8 +69,8 @@ def test_bad_requests_are_4xx(client: TestClient, path: str, code: int) -> None:
 def test_without_a_model_both_endpoints_answer_503(
     project: Path, make_client: Callable[..., TestClient]
 ) -> None:
-    (project / MODELS_FILE).unlink()
-    (project / PREDICTIONS_FILE).unlink()
+    (load_config(project).files["model_summary"]).unlink()
+    (load_config(project).files["model_predictions"]).unlink()
     client = make_client()
 
     for path in ("/models", "/predictions/INFY.NS"):
@@ -81,8 +81,10 @@ def test_without_a_model_both_endpoints_answer_503(
 
 def test_a_new_champion_is_served_once_its_files_change(client: TestClient, project: Path) -> None:
     assert client.get("/predictions/INFY.NS").json()["model_version"] == 2
-    stored = pd.read_parquet(project / PREDICTIONS_FILE).assign(model_version=3)
-    stored.to_parquet(project / PREDICTIONS_FILE, index=False)
+    stored = pd.read_parquet(load_config(project).files["model_predictions"]).assign(
+        model_version=3
+    )
+    stored.to_parquet(load_config(project).files["model_predictions"], index=False)
 
     assert client.get("/predictions/INFY.NS").json()["model_version"] == 3
 

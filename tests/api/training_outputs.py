@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from api.routes.models import MODELS_FILE, PREDICTIONS_FILE
+from api.config import load_config
 
 
 def model_entry(version: int, train_end: str) -> dict:
@@ -31,13 +31,13 @@ def write_training_outputs(root: Path, features: pd.DataFrame, tickers: tuple[st
     rows["model_version"] = 2
     train_end = rows["date"].sort_values().iloc[-5]
     rows["in_sample"] = rows["date"] <= train_end
-    path = root / PREDICTIONS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows.to_parquet(path, index=False)
+    files = load_config(root).files  # where the project's catalog puts them
+    files["model_predictions"].parent.mkdir(parents=True, exist_ok=True)
+    rows.to_parquet(files["model_predictions"], index=False)
     summary = {
         "model_name": "stock-pipeline-ranker",
         "generated_by_run": "run-2",
         "champion": model_entry(2, train_end.date().isoformat()),
         "challenger": model_entry(3, train_end.date().isoformat()),
     }
-    (root / MODELS_FILE).write_text(json.dumps(summary))
+    files["model_summary"].write_text(json.dumps(summary))

@@ -7,6 +7,7 @@ import nbformat
 import pandas as pd
 from kedro.io import DataCatalog
 
+from stock_pipeline.pipelines.reporting.nodes import build_model_report
 from stock_pipeline.pipelines.training.nodes import (
     build_model_input,
     fit_model,
@@ -79,7 +80,14 @@ def test_the_report_shows_folds_ic_over_time_importance_and_drift(
         ),
     )
 
-    catalog.save("model_report_html", {"env": None, "run_id": "run-7", "model_version": 4})
+    report = build_model_report(
+        catalog.load("training_metrics"),
+        catalog.load("training_oos_ic"),
+        {},
+        catalog.load("drift_results"),
+        {"env": None, "run_id": "run-7"},
+    )
+    catalog.save("model_report_html", report)
 
     html = (Path.cwd() / "data/08_reporting/reports/model_report.html").read_text()
     assert "version <strong>4</strong>" in html
@@ -93,7 +101,10 @@ def test_the_report_shows_folds_ic_over_time_importance_and_drift(
 def test_the_report_says_so_when_no_model_exists(report_project: Callable[[], DataCatalog]):
     catalog = report_project()
 
-    catalog.save("model_report_html", {"env": None, "run_id": "run-1", "model_version": None})
+    # opened by hand: parameters only, the notebook reads the catalog itself
+    catalog.save(
+        "model_report_html", {"parameters": {"env": None, "run_id": "run-1", "model_version": None}}
+    )
 
     html = (Path.cwd() / "data/08_reporting/reports/model_report.html").read_text()
     assert "No model trained yet" in html
