@@ -264,7 +264,7 @@ class _PostgresMerge(_Merge):
     def rejection(self, error: IntegrityError) -> str:
         """The constraint from the driver's diagnostics, and the first staged row that breaks it."""
         diag = error.orig.diag
-        key = self.rejected_key(diag.constraint_name, diag.column_name)
+        key = self.rejected_key(diag) if diag.table_name == self.table else None
         row = f" {self.describe_key(key)}" if key else ""
         return (
             f"{self.table}: the database rejected the row{row}: it violates constraint "
@@ -272,10 +272,10 @@ class _PostgresMerge(_Merge):
             f"{diag.message_detail or ''})"
         )
 
-    def rejected_key(self, constraint: str | None, column: str | None) -> Sequence[Any] | None:
-        """Key of the first merged row failing the CHECK `constraint`, or null in NOT NULL `column`."""
+    def rejected_key(self, diag: Any) -> Sequence[Any] | None:
+        """Key of the first row failing the diagnosed CHECK constraint, or null in its NOT NULL column."""
         quote = self.connection.dialect.identifier_preparer.quote
-        if constraint:
+        if constraint := diag.constraint_name:
             check = self.connection.exec_driver_sql(
                 "SELECT pg_get_expr(conbin, conrelid) FROM pg_constraint "
                 "WHERE conrelid = %(table)s::regclass AND conname = %(name)s AND contype = 'c'",
@@ -284,8 +284,8 @@ class _PostgresMerge(_Merge):
             if check is None:
                 return None  # a unique or foreign key constraint: no single row to point at
             failing = f"NOT ({check})"
-        elif column:
-            failing = f"{quote(column)} IS NULL"
+        elif diag.column_name:
+            failing = f"{quote(diag.column_name)} IS NULL"
         else:
             return None
         # each row as it would be stored: staged values, else the stored ones
