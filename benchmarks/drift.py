@@ -56,7 +56,9 @@ def features_of(prices: pd.DataFrame) -> pd.DataFrame:
     return compute_features_node(prices, {"indicators": SEED_INDICATORS})
 
 
-def simulate_returns(tickers: int, sessions: int, garch: bool, rng: np.random.Generator) -> np.ndarray:
+def simulate_returns(
+    tickers: int, sessions: int, garch: bool, rng: np.random.Generator
+) -> np.ndarray:
     """Daily returns, sessions x tickers: iid normal, or GARCH(1,1) with Student-t shocks."""
     if not garch:
         return rng.normal(0, IID_VOL, size=(sessions, tickers))
@@ -154,8 +156,13 @@ def simulated_rows(args: argparse.Namespace, params: dict) -> list[tuple[str, st
             label = f"{kind}, half {shock}"
             rows.append((f"{label}: calm half", "<= 5%", shares["calm"]))
             rows.append((f"{label}: shocked half", goal, shares["shocked"]))
-        calm = shocked_market(args.tickers, args.sessions, garch, ~half & half, "none", args.seed + 1)
-        every = {method: decisions(calm, params, method, as_of_start="2000-01-01").mean() for method in METHODS}
+        calm = shocked_market(
+            args.tickers, args.sessions, garch, ~half & half, "none", args.seed + 1
+        )
+        every = {
+            method: decisions(calm, params, method, as_of_start="2000-01-01").mean()
+            for method in METHODS
+        }
         rows.append((f"{kind}, no shock: every session replayed", "<= 5%", every))
         detected = {method: [] for method in METHODS}
         for repeat in range(args.repeats):
@@ -180,7 +187,9 @@ def real_rows(folder: Path, params: dict) -> list[tuple[str, str, dict]]:
     """(scenario, goal, share flagged per method) on real prices: crash, calm dates, every session."""
     real = real_market(folder)
     first, last = real["date"].min(), real["date"].max()
-    replayed = {method: decisions(real, params, method, as_of_start=str(first.date())) for method in METHODS}
+    replayed = {
+        method: decisions(real, params, method, as_of_start=str(first.date())) for method in METHODS
+    }
     calm = [pd.Timestamp(day) for day in CALM_DATES if pd.Timestamp(day) <= last]
     rows = []
     if first <= pd.Timestamp(CRASH_DATE) <= last:
@@ -195,7 +204,9 @@ def real_rows(folder: Path, params: dict) -> list[tuple[str, str, dict]]:
         mean = {m: np.mean([row[2][m] for row in rows[-len(calm) :]]) for m in METHODS}
         rows.append((f"{folder.name}: the {len(calm)} calm dates, mean", "<= 5%", mean))
     every = {m: replayed[m].mean() for m in METHODS}
-    rows.append((f"{folder.name}: every session {first.year}-{last.year} (events included)", "-", every))
+    rows.append(
+        (f"{folder.name}: every session {first.year}-{last.year} (events included)", "-", every)
+    )
     return rows
 
 
@@ -215,7 +226,9 @@ def main() -> None:
     folder = args.real or (NSE_DIR if NSE_DIR.exists() else SAMPLE_DIR)
     started = time.perf_counter()
     rows = simulated_rows(args, params) + real_rows(folder, params)
-    print(f"seed {args.seed}, {args.tickers} tickers x {args.sessions} sessions per simulated market")
+    print(
+        f"seed {args.seed}, {args.tickers} tickers x {args.sessions} sessions per simulated market"
+    )
     print(f"{'scenario':<62} {'goal':>7} {'ks (seed)':>10} {'calibrated':>11}")
     for label, goal, shares in rows:
         print(f"{label:<62} {goal:>7} {shares['ks']:>10.1%} {shares['calibrated']:>11.1%}")
