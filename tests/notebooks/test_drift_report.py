@@ -17,6 +17,7 @@ REPORTING = {"tickers": None, "drift": {"as_of": None, "features": None}}
 
 def drift_results(as_of: pd.Timestamp, run_id: str, drifted: set[tuple[str, str]]) -> pd.DataFrame:
     """One calibrated run's rows for the sample's 8 tickers: `drifted` (ticker, feature) flagged."""
+    drivers = {ticker: feature for ticker, feature in sorted(drifted, reverse=True)}
     rows = [
         {
             "as_of": as_of,
@@ -29,6 +30,9 @@ def drift_results(as_of: pd.Timestamp, run_id: str, drifted: set[tuple[str, str]
             "baseline_sample_size": 60,
             "current_sample_size": 7,
             "drift": (ticker, feature) in drifted,
+            "ticker_p_value": 0.004 if ticker in drivers else 0.6,
+            "ticker_drift": ticker in drivers,
+            "driver": drivers.get(ticker),
             "run_id": run_id,
         }
         for number, ticker in enumerate(TICKERS)
@@ -71,6 +75,7 @@ def test_the_report_charts_p_values_windows_and_history_of_drifted_features(
     assert f"Drift as of <strong>{latest.date()}</strong>" in html
     assert "<strong>2 drifted tickers (25% of those tested)</strong>" in html
     assert "drift in 2 of 5 tested features (calibrated): daily_return, sma_20" in html
+    assert "daily_return (p = 0.002), sma_20 (p = 0.002)" in html  # what drove INFY.NS
     assert all(ticker in html for ticker in TICKERS)
 
 
