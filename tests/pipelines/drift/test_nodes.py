@@ -191,10 +191,18 @@ def test_a_replay_ends_at_as_of_end(params):
     ]
 
 
+def test_as_of_decides_one_date_even_where_a_range_is_configured(params):
+    features = simulated_features(tickers=2, sessions=250)
+    dates = {"as_of": "2019-09-02", "as_of_start": "2019-08-01", "as_of_end": None}
+
+    results = detect_drift(features, {}, {**params, **dates}, RUN_CONTEXT)
+
+    assert set(results["as_of"]) == {pd.Timestamp("2019-09-02")}
+
+
 @pytest.mark.parametrize(
     ("dates", "message"),
     [
-        ({"as_of": "2019-09-02", "as_of_start": "2019-08-01"}, "either drift.as_of or"),
         ({"as_of_end": "2019-09-02"}, "as_of_end needs drift.as_of_start"),
         ({"as_of_start": "2030-01-01"}, "no session in features"),
     ],

@@ -68,14 +68,16 @@ def _as_of(features: pd.DataFrame, params: dict[str, Any]) -> pd.Timestamp:
 
 
 def _as_of_dates(features: pd.DataFrame, params: dict[str, Any]) -> pd.DatetimeIndex:
-    """`drift.as_of` alone, or every session from `drift.as_of_start` to `as_of_end` (null = latest)."""
+    """`drift.as_of` when set, else every session from `as_of_start` to `as_of_end` (null = latest).
+
+    With neither, the latest date. `as_of` wins so that `--params=drift.as_of=...` decides one
+    date even in an environment that replays a range.
+    """
     start, end = params.get("as_of_start"), params.get("as_of_end")
-    if start is None:
-        if end is not None:
+    if params.get("as_of") or start is None:
+        if end is not None and not params.get("as_of"):
             raise ValueError("drift.as_of_end needs drift.as_of_start (for one date use as_of)")
         return pd.DatetimeIndex([_as_of(features, params)])
-    if params.get("as_of"):
-        raise ValueError("set either drift.as_of or drift.as_of_start/as_of_end, not both")
     days = features["date"].dt.normalize()
     last = _day(end) if end is not None else days.max()
     sessions = np.sort(days[(days >= _day(start)) & (days <= last)].unique())
