@@ -50,6 +50,24 @@ QUARANTINE_COLUMNS = (
     "quarantined_at",
 )
 QUARANTINE_KEY = ("ticker", "raw_date", "stage", "rule", *RAW_COLUMNS[1:])
+# `drift_results`: one row per (as_of, ticker, feature); `drift` is the feature's final decision
+# (its ticker drifted and it drove that), `ticker_p_value` the ticker's combined p-value
+DRIFT_RESULT_COLUMNS = (
+    "as_of",
+    "ticker",
+    "feature",
+    "method",
+    "statistic",
+    "p_value",
+    "alpha",
+    "baseline_sample_size",
+    "current_sample_size",
+    "drift",
+    "ticker_p_value",
+    "ticker_drift",
+    "driver",
+    "run_id",
+)
 
 
 # --- statuses --------------------------------------------------------------------------------
@@ -136,6 +154,12 @@ MODEL_HEALTH_ALERTS = sa.Table(
     sa.Column("method", sa.String(32)),
     sa.Column("detected_at", _STAMP, nullable=False),  # stamped by the database on insert
     sa.UniqueConstraint("ticker", "feature", "as_of", name="uq_alerts_ticker_feature_as_of"),
+)
+# what the drift pipeline writes to model_health_alerts (the database adds id and detected_at)
+DRIFT_ALERT_COLUMNS = tuple(
+    column.name
+    for column in MODEL_HEALTH_ALERTS.columns
+    if column.name not in {"id", "detected_at"}
 )
 sa.Index(
     "idx_alerts_ticker_detected",

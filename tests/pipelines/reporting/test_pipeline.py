@@ -15,7 +15,17 @@ def test_the_pipeline_hands_each_report_dataset_its_inputs_and_parameters():
             "clean_prices": MemoryDataset(pd.DataFrame({"ticker": ["INFY.NS"]})),
             "quarantine": MemoryDataset(pd.DataFrame({"ticker": []})),
             "drift_results": MemoryDataset(
-                pd.DataFrame({"as_of": [pd.Timestamp("2024-06-03")], "run_id": ["run-1"]})
+                pd.DataFrame(
+                    {
+                        "as_of": [pd.Timestamp("2024-06-03")],
+                        "ticker": ["INFY.NS"],
+                        "feature": ["rsi_14"],
+                        "method": ["calibrated"],
+                        "p_value": [0.5],
+                        "drift": [False],
+                        "run_id": ["run-1"],
+                    }
+                )
             ),
             "params:reporting": MemoryDataset(
                 {
@@ -23,9 +33,12 @@ def test_the_pipeline_hands_each_report_dataset_its_inputs_and_parameters():
                     "start": None,
                     "end": None,
                     "max_charts": 5,
-                    "drift": {"as_of": None, "features": None},
+                    "drift": {"as_of": None, "features": None, "max_charts": 12},
                 }
             ),
+            "features": MemoryDataset(pd.DataFrame({"ticker": [], "date": []})),
+            "drift_baseline": MemoryDataset({}),
+            "params:drift": MemoryDataset({"alpha": 0.05}),
             "run_context": MemoryDataset(
                 {"run_id": "run-2", "started_at": "2024-06-03T10:00:00+00:00", "env": "sample"}
             ),
@@ -45,6 +58,9 @@ def test_the_pipeline_hands_each_report_dataset_its_inputs_and_parameters():
         "clean_prices",
         "quarantine",
         "drift_results",
+        "features",
+        "drift_baseline",
+        "params:drift",
         "training_metrics",
         "training_oos_ic",
         "model_summary",

@@ -3,7 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from stock_pipeline.pipelines.reporting.nodes import (
-    build_drift_report_parameters,
+    build_drift_report,
     build_model_report,
     build_quality_report,
 )
@@ -26,10 +26,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="build_quality_report_node",
             ),
             Node(
-                func=build_drift_report_parameters,
-                inputs=["drift_results", "params:reporting", "run_context"],
+                func=build_drift_report,
+                inputs=[
+                    "drift_results",
+                    "features",
+                    "drift_baseline",
+                    "params:reporting",
+                    "params:drift",
+                    "run_context",
+                ],
                 outputs="drift_report_html",
-                name="build_drift_report_parameters_node",
+                name="build_drift_report_node",
             ),
             Node(
                 func=build_model_report,
