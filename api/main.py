@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from api.config import ApiConfig, load_config
 from api.database import DatabaseUnavailable
 from api.models import Liveness, Problem
-from api.routes import data, mlops, stream
+from api.routes import data, mlops, models, stream
 from api.security import API_KEY_HEADER, RequestLog
 from api.services import DataNotReady, Services, ServicesDep, rate_limit, require_api_key
 from api.store import UnknownVersion
@@ -174,6 +174,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     dependencies, responses = guards(app.state.services.config)
     app.include_router(data.router, dependencies=dependencies, responses=responses)
     app.include_router(mlops.router, dependencies=dependencies, responses=responses)
+    app.include_router(models.router, dependencies=dependencies, responses=responses)
     app.include_router(stream.router)
     app.add_api_route("/health", health, methods=["GET"], response_model=Liveness, tags=["health"])
     document_columns(app)

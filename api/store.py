@@ -1,7 +1,5 @@
 """In-memory snapshots of the pipeline's files, reloaded when a file changes on disk."""
 
-import hashlib
-import io
 import json
 import logging
 import threading
@@ -16,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic_core import to_json
 
-from stock_pipeline.contract import KEY
+from stock_pipeline.contract import KEY, fingerprint_features
 
 logger = logging.getLogger(__name__)
 
@@ -324,17 +322,11 @@ class CachedFile(Generic[T]):
             return True
 
 
-def content_version(data: bytes) -> str:
-    """A version id for a dataset without one: its content's fingerprint, the same in every
-    worker and on every host that reads the same bytes."""
-    return "content-" + hashlib.sha256(data).hexdigest()[:16]
-
-
 def read_features(path: Path) -> FeatureSnapshot:
-    """Parse the features Parquet into a snapshot versioned by its content (read once: the id
-    always matches the rows)."""
-    data = path.read_bytes()
-    return FeatureSnapshot.from_frame(pd.read_parquet(io.BytesIO(data)), content_version(data))
+    """Parse the features Parquet into a snapshot versioned by its content's fingerprint: the
+    data_version training records for a model, the same in every worker and on every host."""
+    frame = pd.read_parquet(path)
+    return FeatureSnapshot.from_frame(frame, fingerprint_features(frame))
 
 
 class UnknownVersion(LookupError):

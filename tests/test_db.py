@@ -9,10 +9,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import CheckConstraint, Float, inspect, text
 
-from stock_pipeline.contract import METADATA
+from stock_pipeline.contract import FEATURE_TABLES, METADATA
 from stock_pipeline.db import (
     HEAD_REVISION,
     MIGRATIONS_DIR,
+    add_feature_columns,
     at_head,
     connect,
     create_db_engine,
@@ -81,3 +82,21 @@ def test_a_database_migrated_to_head_matches_the_contract(migrated_url: str) -> 
         table.name: {c.name for c in table.constraints if isinstance(c, CheckConstraint)}
         for table in METADATA.sorted_tables
     }
+
+
+def test_configured_indicators_get_their_columns_and_keep_them(migrated_url: str) -> None:
+    added = add_feature_columns(migrated_url, ["rsi_14", "obv", "adx_14"])
+    again = add_feature_columns(migrated_url, ["obv"])  # adx_14 no longer configured
+
+    engine = create_db_engine(migrated_url)
+    with connect(engine) as connection:
+        schema = inspect(connection)
+        columns = {
+            table: {c["name"] for c in schema.get_columns(table)} for table in FEATURE_TABLES
+        }
+        view = {c["name"] for c in schema.get_columns("latest_stock_data")}
+    engine.dispose()
+    assert added == {table: ["obv", "adx_14"] for table in FEATURE_TABLES}
+    assert again == {}
+    assert all({"obv", "adx_14"} <= names for names in columns.values())
+    assert {"obv", "adx_14"} <= view

@@ -1,5 +1,6 @@
 """How the project's Kedro configuration is read: by `kedro run` (settings.py) and by the API."""
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -7,11 +8,17 @@ from kedro.config import OmegaConfigLoader
 
 from stock_pipeline.db import database_url
 
+# Kedro 1.7 calls OmegaConf's deprecated register_new_resolver on every config load: a warning per
+# resolver and load that a person can do nothing about
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
+
 CONFIG_LOADER_ARGS: dict[str, Any] = {
     "base_env": "base",
     "default_run_env": "local",
     "merge_strategy": {"parameters": "soft"},
     "custom_resolvers": {"db_url": database_url},
+    # alert targets and events: conf/base/notifications.yml, overridden in conf/local/
+    "config_patterns": {"notifications": ["notifications*", "notifications*/**"]},
 }
 
 

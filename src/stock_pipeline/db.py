@@ -7,7 +7,16 @@ import re
 import threading
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    DOUBLE_PRECISION,
+    Column,
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -18,6 +27,8 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential,
 )
+
+from stock_pipeline.contract import FEATURE_TABLES, LATEST_STOCK_DATA_VIEW, STOCK_FEATURES
 
 DB_URL_ENV = "STOCK_PIPELINE_DB_URL"
 DEFAULT_DB_URL = "sqlite:///data/stock_pipeline.db"
@@ -161,6 +172,38 @@ def at_head(connection: Connection) -> bool:
         )
     connection.commit()
     return current == [HEAD_REVISION]
+
+
+def add_feature_columns(url: str, columns: list[str]) -> dict[str, list[str]]:
+    """Add to each feature table the configured feature columns it lacks (Alembic's add_column,
+    DOUBLE PRECISION, nullable); the columns added per table. Columns are never dropped: a
+    removed indicator keeps its column, which new rows leave empty."""
+    # imported here, as in apply_migrations: only a run with a new indicator pays for Alembic
+    from alembic.migration import MigrationContext  # noqa: PLC0415
+    from alembic.operations import Operations  # noqa: PLC0415
+
+    added: dict[str, list[str]] = {}
+    engine = create_db_engine(url)
+    try:
+        with connect(engine) as connection, connection.begin():
+            schema = inspect(connection)
+            for table in FEATURE_TABLES:
+                present = {column["name"] for column in schema.get_columns(table)}
+                missing = [column for column in columns if column not in present]
+                if not missing:
+                    continue
+                operations = Operations(MigrationContext.configure(connection))
+                for column in missing:
+                    operations.add_column(table, Column(column, DOUBLE_PRECISION))
+                added[table] = missing
+            if STOCK_FEATURES.name in added and connection.dialect.name == "postgresql":
+                name, query = LATEST_STOCK_DATA_VIEW
+                connection.exec_driver_sql(f"CREATE OR REPLACE VIEW {name} AS {query}")
+    finally:
+        engine.dispose()
+    for table, names in added.items():
+        logger.info("%s: added columns %s for newly configured indicators", table, names)
+    return added
 
 
 def main(argv: list[str] | None = None) -> None:

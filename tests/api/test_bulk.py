@@ -39,7 +39,7 @@ def test_every_row_of_the_dataset_in_each_format(
             fmt, "text/csv"
         )
     )
-    assert response.headers["X-Data-Version"].startswith("content-")
+    assert response.headers["X-Data-Version"].startswith("features-sha256:")
     expected = stored(project)
     pd.testing.assert_frame_equal(
         read_body(fmt, response.content), expected, check_dtype=fmt == "parquet", atol=1e-9
@@ -85,7 +85,7 @@ def test_a_cursor_pins_its_version(client: TestClient, project: Path, fresh_date
     first = client.get("/features", params={"limit": 10})
     version = first.headers["X-Data-Version"]
     cursor = first.json()["next_cursor"]
-    other = encode_cursor("content-0000000000000000", 10)
+    other = encode_cursor("features-sha256:0000000000000000", 10)
     assert client.get("/features", params={"cursor": cursor, "version": "x1"}).status_code == 409
     make_features(fresh_date).head(20).to_parquet(project / FEATURES, index=False)
     client.app.state.services.store.refresh()

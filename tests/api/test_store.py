@@ -17,6 +17,7 @@ from api.store import (
     UnknownVersion,
     read_features,
 )
+from stock_pipeline.contract import fingerprint_features
 from stock_pipeline.db import resolve_db_url
 
 
@@ -137,11 +138,12 @@ def test_feature_source_serves_the_current_version_and_names_no_other(tmp_path: 
     frame().to_parquet(path)
     source = FeatureSource(path)
     current = source.snapshot()
-    assert current.version.startswith("content-")
+    assert current.version.startswith("features-sha256:")
     assert source.snapshot(current.version) is current
-    assert FeatureSource(path).snapshot().version == current.version  # same bytes, same id
+    assert FeatureSource(path).snapshot().version == current.version  # same data, same id
+    assert current.version == fingerprint_features(pd.read_parquet(path))  # a model's data_version
     with pytest.raises(UnknownVersion):
-        source.snapshot("content-0000000000000000")
+        source.snapshot("features-sha256:0000000000000000")
 
 
 def test_an_unknown_version_reloads_a_changed_file_first(tmp_path: Path) -> None:
