@@ -1,15 +1,17 @@
 """The database helpers: the migration fast path agrees with Alembic's own idea of head."""
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from stock_pipeline.contract import PIPELINE_RUNS
 from stock_pipeline.db import (
     HEAD_REVISION,
     MIGRATIONS_DIR,
@@ -106,3 +108,42 @@ def test_missing_driver_names_the_package_to_install(monkeypatch: pytest.MonkeyP
     with pytest.raises(DatabaseDriverMissingError, match=r"pip install 'psycopg2-binary'") as error:
         create_db_engine("postgres://user:secret@host/db?sslmode=require")
     assert "secret" not in str(error.value)
+
+
+def _insert_run(connection, run_id: str, status: str) -> None:
+    """One pipeline_runs row with the given status."""
+    connection.execute(
+        PIPELINE_RUNS.insert().values(
+            run_id=run_id, pipeline="daily", status=status, started_at=datetime.now(UTC)
+        )
+    )
+
+
+def _check_abandoned_status_migration(url: str) -> None:
+    """From 0003 to head: rows kept, `abandoned` accepted, anything else still refused."""
+    upgrade_database(url, "0003_stock_features_intraday")
+    engine = create_db_engine(url)
+    with connect(engine) as connection, connection.begin():
+        _insert_run(connection, "before", "running")
+    with connect(engine) as connection, pytest.raises(IntegrityError), connection.begin():
+        _insert_run(connection, "too-early", "abandoned")
+    upgrade_database(url)
+    with connect(engine) as connection:
+        with connection.begin():
+            _insert_run(connection, "killed", "abandoned")
+        with pytest.raises(IntegrityError), connection.begin():
+            _insert_run(connection, "bogus", "bogus")
+        statuses = dict(connection.execute(text("select run_id, status from pipeline_runs")).all())
+        indexes = {index["name"] for index in inspect(connection).get_indexes("pipeline_runs")}
+    engine.dispose()
+    assert statuses == {"before": "running", "killed": "abandoned"}
+    assert "idx_pipeline_runs_started" in indexes
+
+
+def test_migration_0004_allows_abandoned_on_sqlite(tmp_path: Path) -> None:
+    _check_abandoned_status_migration(f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+
+@pytest.mark.postgres
+def test_migration_0004_allows_abandoned_on_postgres(pg_url: str) -> None:
+    _check_abandoned_status_migration(pg_url)

@@ -71,6 +71,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+    ABANDONED = "abandoned"  # its process died while running (killed, OOM, reboot)
 
 
 FINISHED_RUN_STATUSES = (RunStatus.SUCCESS, RunStatus.FAILED)

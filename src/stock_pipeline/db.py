@@ -24,7 +24,7 @@ from tenacity import (
 DB_URL_ENV = "STOCK_PIPELINE_DB_URL"
 DEFAULT_DB_URL = "sqlite:///data/stock_pipeline.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0003_stock_features_intraday"  # the newest migration; a test keeps this in step
+HEAD_REVISION = "0004_abandoned_run_status"  # the newest migration; a test keeps this in step
 
 logger = logging.getLogger(__name__)
 # Alembic's `context` is process-global: one migration at a time

@@ -3,7 +3,7 @@
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,15 @@ from stock_pipeline.db import (
     resolve_db_url,
     upgrade_database,
 )
-from stock_pipeline.run_store import RUNS_DIR, RunStore
+from stock_pipeline.run_store import RUNS_DIR, RunStore, this_process
 
 logger = logging.getLogger(__name__)
 
 RUN_CONTEXT = "run_context"
 SQL_DATASET_TYPE = "SQLUpsertDataset"
+ABANDON_AFTER_HOURS = (
+    24.0  # a `running` record this old is abandoned even when its process is unknown
+)
 
 
 def make_run_context(
@@ -81,11 +84,18 @@ class DatabaseHooks:
 
 
 class RunRecordHooks:
-    """Record each run (timings, rows, ticker outcomes) in data/08_reporting/runs and pipeline_runs."""
+    """Record each run (timings, rows, ticker outcomes) in data/08_reporting/runs and pipeline_runs,
+    and mark `abandoned` the records of earlier runs that were killed while running."""
 
-    def __init__(self, runs_dir: str = RUNS_DIR, db_url: str | None = None):
+    def __init__(
+        self,
+        runs_dir: str = RUNS_DIR,
+        db_url: str | None = None,
+        abandon_after_hours: float = ABANDON_AFTER_HOURS,
+    ):
         self._runs_dir = runs_dir
         self._db_url = db_url
+        self._abandon_after = timedelta(hours=abandon_after_hours)
         self._lock = threading.Lock()
         self._record: dict[str, Any] = {}
         self._node_started: dict[str, float] = {}
@@ -93,7 +103,7 @@ class RunRecordHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        """Open the run's record and store it as running."""
+        """Open the run's record, store it as running, and abandon the orphans of killed runs."""
         project_path = _project_path(run_params)
         url = resolve_db_url(self._db_url or database_url(), project_path)
         self._store = RunStore(project_path / self._runs_dir, url)
@@ -109,9 +119,12 @@ class RunRecordHooks:
             "nodes": {},
             "tickers": {"ok": [], "failed": {}},
             "error": None,
+            **this_process(),
             "_clock": time.perf_counter(),
         }
         self._store.save(self.record())
+        run_id = self._record["run_id"]
+        self._store.abandon_orphans(run_id, self._record["started_at"], self._abandon_after)
 
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
