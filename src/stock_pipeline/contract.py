@@ -60,7 +60,10 @@ class TickerStatus(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
-    REFRESHED = "refreshed"  # a corporate action: the whole history was refetched
+    REFRESHED = "refreshed"  # the whole history was refetched: a corporate action, or `refetch`
+    BACKFILLED = (
+        "backfilled"  # bars before the first stored one were fetched (start_date moved earlier)
+    )
     FAILED = "failed"
     OK = "ok"
 
