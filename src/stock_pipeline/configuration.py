@@ -3,14 +3,17 @@
 from pathlib import Path
 from typing import Any
 
-from kedro.config import OmegaConfigLoader
+from kedro.config import MissingConfigException, OmegaConfigLoader
 
+from stock_pipeline import trading_calendar
 from stock_pipeline.db import database_url
 
 CONFIG_LOADER_ARGS: dict[str, Any] = {
     "base_env": "base",
     "default_run_env": "local",
-    "merge_strategy": {"parameters": "soft"},
+    # calendar.yml: NSE special sessions and late holidays; an environment adds days key by key
+    "config_patterns": {"calendar": ["calendar*", "calendar*/**", "**/calendar*"]},
+    "merge_strategy": {"parameters": "soft", "calendar": "soft"},
     "custom_resolvers": {"db_url": database_url},
 }
 
@@ -18,3 +21,13 @@ CONFIG_LOADER_ARGS: dict[str, Any] = {
 def config_loader(project_root: Path, env: str) -> OmegaConfigLoader:
     """The loader `kedro run --env=<env>` uses, for the project at project_root."""
     return OmegaConfigLoader(conf_source=str(project_root / "conf"), env=env, **CONFIG_LOADER_ARGS)
+
+
+def configure_calendar(loader: OmegaConfigLoader) -> None:
+    """Merge the environment's calendar.yml into the NSE calendar; none keeps the project's base file."""
+    try:
+        calendar = dict(loader["calendar"])
+    except MissingConfigException:  # no calendar.yml in this project
+        calendar = {}
+    if calendar:
+        trading_calendar.configure(calendar)

@@ -24,7 +24,16 @@ BAR_VALUES = (*PRICE_VALUES, "volume")  # every number of a bar
 CORPORATE_ACTIONS = ("dividends", "stock_splits")
 BRONZE_COLUMNS = ("date", *BAR_VALUES, *CORPORATE_ACTIONS)  # a source's bars, one file per ticker
 PRICES_COLUMNS = (*KEY, *BAR_VALUES)  # `prices` (primary) and the first columns of silver and gold
-FLAG_COLUMNS = ("is_filled", "is_outlier", "is_ghost_bar", "is_suspected_split")
+# a session of conf/base/calendar.yml's special_sessions (Muhurat, Budget day...): a clean bar
+SPECIAL_SESSION_FLAG = "is_special_session"
+SESSION_FLAG_COLUMNS = (SPECIAL_SESSION_FLAG,)
+FLAG_COLUMNS = (
+    "is_filled",
+    "is_outlier",
+    "is_ghost_bar",
+    "is_suspected_split",
+    *SESSION_FLAG_COLUMNS,
+)
 SILVER_COLUMNS = (*PRICES_COLUMNS, *FLAG_COLUMNS)  # `clean_prices`
 # `features` (gold) starts with these; further configured indicators follow
 INDICATOR_BASE_COLUMNS = (
@@ -38,6 +47,7 @@ INDICATOR_BASE_COLUMNS = (
     "volatility",
 )
 FEATURES_BASE_COLUMNS = (*PRICES_COLUMNS, *INDICATOR_BASE_COLUMNS)
+# gold ends with the session flags, after any further configured indicators
 RAW_COLUMNS = tuple(f"raw_{column}" for column in ("date", *BAR_VALUES))  # bronze text as read
 QUARANTINE_COLUMNS = (
     "ticker",

@@ -1,4 +1,5 @@
-"""Kedro hooks: the run's identity, the database schema before any node, and the run's record."""
+"""Kedro hooks: the NSE calendar of the environment, the run's identity, the database schema before
+any node, and the run's record."""
 
 import logging
 import threading
@@ -8,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Node, Pipeline
 
+from stock_pipeline.configuration import configure_calendar
 from stock_pipeline.contract import RunStatus
 from stock_pipeline.db import (
     DatabaseUnavailableError,
@@ -43,6 +46,15 @@ def make_run_context(
 def _project_path(run_params: dict[str, Any]) -> Path:
     """The project folder of the run (the working directory when Kedro does not say)."""
     return Path(run_params.get("project_path") or Path.cwd())
+
+
+class CalendarHooks:
+    """Merge the environment's calendar.yml (special sessions, late holidays) into the NSE calendar."""
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        """Configure the calendar before any pipeline, dataset or node asks it about a day."""
+        configure_calendar(context.config_loader)
 
 
 class RunContextHooks:
@@ -84,8 +96,7 @@ class DatabaseHooks:
 
 
 class RunRecordHooks:
-    """Record each run (timings, rows, ticker outcomes) in data/08_reporting/runs and pipeline_runs,
-    and mark `abandoned` the records of earlier runs that were killed while running."""
+    """Record each run in data/08_reporting/runs and pipeline_runs; abandon killed runs' records."""
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog
 
+from stock_pipeline.contract import FLAG_COLUMNS
 from stock_pipeline.trading_calendar import nse_sessions
 
 TICKERS = ["INFY.NS", "TCS.NS"]
@@ -56,7 +57,7 @@ def clean_prices() -> pd.DataFrame:
                 "volume": rng.integers(1_000, 50_000, sessions).astype(float),
             }
         )
-        for flag in ["is_filled", "is_outlier", "is_ghost_bar", "is_suspected_split"]:
+        for flag in FLAG_COLUMNS:
             frame[flag] = False
         frame.loc[[10, 11], "is_filled"] = True
         frame.loc[40, "is_outlier"] = True

@@ -37,6 +37,7 @@ CONTRACT = [
     "macd_signal",
     "macd_hist",
     "volatility",
+    "is_special_session",
 ]
 
 

@@ -39,8 +39,7 @@ class IngestionFailedError(RuntimeError):
 
 @dataclass
 class TickerOutcome:
-    """What happened to one ticker: its status, the bars backfilled before the first stored one, and
-    the data to store."""
+    """What happened to one ticker: status, rows, backfilled head rows and the data to store."""
 
     status: TickerStatus
     rows_fetched: int = 0
@@ -228,8 +227,7 @@ def _head_missing(stored_dates: pd.Series, start: date) -> bool:
 def _fetch_head(
     ticker: str, stored_dates: pd.Series, source: PriceSource, start: date, overlap: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The bars from `start` up to the first stored one, and the fetch with `overlap` stored sessions
-    (compared with bronze, so that a re-adjusted history is not stitched onto an old one)."""
+    """The head before the first stored bar, and the whole fetch, whose overlap must match bronze."""
     ordered = stored_dates.dropna().sort_values()
     head_end = ordered.iloc[min(overlap, len(ordered) - 1)].date()
     fetched = to_bronze_text(source.fetch(ticker, start, head_end))
@@ -298,8 +296,7 @@ def ingest_ticker(
     window: tuple[date, date],
     params: dict[str, Any],
 ) -> TickerOutcome:
-    """Fetch what one ticker lacks, before and after its stored bars; refetch its whole history on
-    request or when an overlap shows re-adjusted prices."""
+    """Fetch what one ticker lacks around its stored bars; refetch all on request or re-adjustment."""
     start, end = window
     interval = params.get("interval", "1d")
     try:
