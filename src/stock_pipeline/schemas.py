@@ -64,7 +64,8 @@ class FeaturesSchema(PricesSchema):
     macd_signal: Series[float] = pa.Field(nullable=True, required=False)
     macd_hist: Series[float] = pa.Field(nullable=True, required=False)
     volatility: Series[float] = pa.Field(ge=0, nullable=True, required=False)
-    is_special_session: Series[bool]
+    # compute_features always sets it; frames written before the calendar amendments lack it
+    is_special_session: Series[bool] = pa.Field(required=False)
 
     class Config:
         unique = None  # implied by the stricter, linear-time ordering check below
