@@ -18,7 +18,14 @@ API_KEY_ENV = "STOCK_PIPELINE_API_KEY"
 DEFAULT_ENV = "local"
 
 # The catalog entries whose files the API serves.
-CATALOG_FILES = ("features", "quality_report", "drift_results", "drift_recommendations")
+CATALOG_FILES = (
+    "features",
+    "quality_report",
+    "drift_results",
+    "drift_recommendations",
+    "model_summary",
+    "model_predictions",
+)
 
 
 class ApiConfigError(RuntimeError):
@@ -58,6 +65,8 @@ def _config_section(loader: OmegaConfigLoader, key: str) -> dict[str, Any]:
 def _catalog_path(catalog: dict[str, Any], name: str, root: Path) -> Path:
     """The local file of a catalog entry, under root."""
     entry = catalog.get(name)
+    if isinstance(entry, dict) and isinstance(entry.get("dataset"), dict):
+        entry = entry["dataset"]  # a wrapping dataset, such as SkipEmptyDataset
     filepath = entry.get("filepath") if isinstance(entry, dict) else None
     if not isinstance(filepath, str) or "://" in filepath:
         raise ApiConfigError(f"catalog entry {name!r} names no local file: {entry!r}")

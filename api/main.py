@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from api.config import ApiConfig, load_config
 from api.database import DatabaseUnavailable
 from api.models import Liveness
-from api.routes import data, mlops, stream
+from api.routes import data, mlops, models, stream
 from api.services import DataNotReady, Services, ServicesDep, require_api_key
 
 logger = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def create_app(config: ApiConfig | None = None) -> FastAPI:
     secured = [Depends(require_api_key)]
     app.include_router(data.router, dependencies=secured)
     app.include_router(mlops.router, dependencies=secured)
+    app.include_router(models.router, dependencies=secured)
     app.include_router(stream.router)
     app.add_api_route("/health", health, methods=["GET"], response_model=Liveness, tags=["health"])
     return app

@@ -329,3 +329,79 @@ class LatestBars(BaseModel):
     type: Literal["latest"] = "latest"
     last_date: date | None
     bars: list[dict[str, Value]]
+
+
+class ModelVersionInfo(BaseModel):
+    """One registered model version: what it was trained on and how it did out of sample."""
+
+    version: int
+    run_id: str = Field(description="the MLflow run that trained it")
+    trained_at: str | None
+    data_version: str | None = Field(description="the version of the gold layer it was trained on")
+    train_end: date | None = Field(description="the last date it was trained on")
+    horizon: int = Field(description="sessions ahead that its scores rank forward returns")
+    target: str
+    features: list[str]
+    metrics: dict[str, float | None] = Field(
+        description="walk-forward out-of-sample metrics: the model's by name, baselines' as "
+        "<baseline>.<metric>, folds' as fold_<n>.<metric>"
+    )
+
+
+class ModelsOverview(BaseModel):
+    """The champion (the model that serves predictions) and the latest challenger."""
+
+    model_config = _example(
+        {
+            "model_name": "stock-pipeline-ranker",
+            "champion": {
+                "version": 3,
+                "run_id": "0ad1d2856bab4ee88f0cc29512aa1bda",
+                "trained_at": "2026-11-24T18:00:00+00:00",
+                "data_version": "features-sha256:d958a31abb0fc525",
+                "train_end": "2026-11-21",
+                "horizon": 1,
+                "target": "rank",
+                "features": ["daily_return", "rsi_14"],
+                "metrics": {"oos_rank_ic": 0.021, "ridge.oos_rank_ic": 0.012},
+            },
+            "challenger": None,
+        }
+    )
+
+    model_name: str
+    champion: ModelVersionInfo | None
+    challenger: ModelVersionInfo | None
+
+
+class Prediction(BaseModel):
+    """The champion's score for one date: higher means a higher expected forward return."""
+
+    date: date
+    score: float
+    rank_pct: float | None = Field(description="the score's percentile among the date's tickers")
+    in_sample: bool = Field(description="the model was trained on this date's row")
+
+
+class Predictions(BaseModel):
+    """A ticker's champion scores, newest first."""
+
+    model_config = _example(
+        {
+            "ticker": "INFY.NS",
+            "model_name": "stock-pipeline-ranker",
+            "model_version": 3,
+            "horizon": 1,
+            "count": 1,
+            "predictions": [
+                {"date": "2026-11-24", "score": 0.013, "rank_pct": 0.875, "in_sample": False}
+            ],
+        }
+    )
+
+    ticker: str
+    model_name: str
+    model_version: int
+    horizon: int | None
+    count: int
+    predictions: list[Prediction]

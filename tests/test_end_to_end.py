@@ -75,7 +75,9 @@ def test_daily_run_writes_every_layer(daily_run: Path):
     drift = pd.read_parquet(daily_run / "data/08_reporting/drift/drift_results.parquet")
     assert set(drift["ticker"]) == set(features["ticker"])
     reports = {p.name for p in (daily_run / "data/08_reporting/reports").glob("*.html")}
-    assert {"quality_report.html", "drift_report.html"} <= reports
+    assert {"quality_report.html", "drift_report.html", "model_report.html"} <= reports
+    training = json.loads((daily_run / "data/08_reporting/training/metrics.json").read_text())
+    assert training["model_version"] == 1 and training["promoted"] is True
     assert "ingestion of 8 tickers" in (daily_run / "logs/pipeline.log").read_text()
 
 
@@ -85,8 +87,12 @@ def test_daily_run_fills_the_embedded_database(daily_run: Path):
     with engine.connect() as connection:
         rows = connection.execute(text("select count(*) from stock_features")).scalar_one()
         latest = connection.execute(text("select count(*) from latest_stock_data")).scalar_one()
+        special = connection.execute(
+            text("select count(*) from stock_features where is_special_session")
+        ).scalar_one()
     assert rows == len(features)
     assert latest == 8
+    assert special == features["is_special_session"].sum() == 16  # two Muhurat sessions
 
 
 def test_stages_run_alone_and_a_rerun_adds_nothing(daily_run: Path):
@@ -119,6 +125,13 @@ def test_viz_build_places_every_dataset_in_its_layer(daily_run: Path):
     layers = {node["name"]: node.get("layer") for node in graph["nodes"] if node["type"] == "data"}
     assert (daily_run / "build/index.html").exists()
     assert "circular" not in result.stdout + result.stderr
-    assert graph["layers"] == ["raw", "intermediate", "primary", "feature", "reporting"]
+    assert graph["layers"] == [
+        "raw",
+        "intermediate",
+        "primary",
+        "feature",
+        "model_input",
+        "reporting",
+    ]
     assert layers["features"] == "feature"
     assert layers["quarantine"] == "intermediate"

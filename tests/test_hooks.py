@@ -101,8 +101,11 @@ NODES = [
 ]
 
 
-def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
+def test_a_run_leaves_a_json_record_and_a_row(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     url = "sqlite:///data/runs.db"
+    caplog.set_level("INFO", logger="stock_pipeline")
     run(tmp_path, NODES, RunRecordHooks(db_url=url), url)
     record = record_file(tmp_path)
     assert record["status"] == "success"
@@ -127,6 +130,7 @@ def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
     assert (row["status"], row["tickers_ok"], row["tickers_failed"]) == ("success", 4, 1)
     assert row["rows_out"] == 11
     assert row["record"]["nodes"]["clean_node"]["rows_out"] == 5
+    assert "clean_node: 6 rows in, 5 rows out" in caplog.text  # the console's line per node
 
 
 @pytest.mark.filterwarnings("ignore:One or more dataset names contain")  # as namespaces name them
@@ -188,9 +192,11 @@ def test_records_go_to_postgresql(tmp_path: Path, pg_url: str) -> None:
 
 KILLED_RUN = """
 import sys, time
+from kedro.io import DataCatalog
 from stock_pipeline.hooks import RunRecordHooks
 hooks = RunRecordHooks(db_url=sys.argv[2])
-hooks.before_pipeline_run(run_params={"run_id": "killed-run", "project_path": sys.argv[1]})
+params = {"run_id": "killed-run", "project_path": sys.argv[1]}
+hooks.before_pipeline_run(run_params=params, catalog=DataCatalog())
 print("running", flush=True)
 time.sleep(120)
 """

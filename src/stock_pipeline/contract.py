@@ -60,6 +60,24 @@ QUARANTINE_COLUMNS = (
     "quarantined_at",
 )
 QUARANTINE_KEY = ("ticker", "raw_date", "stage", "rule", *RAW_COLUMNS[1:])
+# `drift_results`: one row per (as_of, ticker, feature); `drift` is the feature's final decision
+# (its ticker drifted and it drove that), `ticker_p_value` the ticker's combined p-value
+DRIFT_RESULT_COLUMNS = (
+    "as_of",
+    "ticker",
+    "feature",
+    "method",
+    "statistic",
+    "p_value",
+    "alpha",
+    "baseline_sample_size",
+    "current_sample_size",
+    "drift",
+    "ticker_p_value",
+    "ticker_drift",
+    "driver",
+    "run_id",
+)
 
 
 # --- statuses --------------------------------------------------------------------------------
@@ -115,6 +133,10 @@ def _bar_table(name: str, time_column: sa.Column, index_prefix: str) -> sa.Table
         sa.Column("adj_close", sa.DOUBLE_PRECISION),
         sa.Column("volume", sa.BigInteger, nullable=False),
         *(sa.Column(column, sa.DOUBLE_PRECISION) for column in INDICATOR_BASE_COLUMNS),
+        *(
+            sa.Column(flag, sa.Boolean, nullable=False, server_default=sa.false())
+            for flag in SESSION_FLAG_COLUMNS
+        ),
         # stamped by the database (defaults and an update trigger, defined by the migrations)
         sa.Column("created_at", _STAMP, nullable=False),
         sa.Column("updated_at", _STAMP, nullable=False),
@@ -151,6 +173,12 @@ MODEL_HEALTH_ALERTS = sa.Table(
     sa.Column("detected_at", _STAMP, nullable=False),  # stamped by the database on insert
     sa.UniqueConstraint("ticker", "feature", "as_of", name="uq_alerts_ticker_feature_as_of"),
 )
+# what the drift pipeline writes to model_health_alerts (the database adds id and detected_at)
+DRIFT_ALERT_COLUMNS = tuple(
+    column.name
+    for column in MODEL_HEALTH_ALERTS.columns
+    if column.name not in {"id", "detected_at"}
+)
 sa.Index(
     "idx_alerts_ticker_detected",
     MODEL_HEALTH_ALERTS.c.ticker,
@@ -180,6 +208,19 @@ PIPELINE_RUNS = sa.Table(
     ),
 )
 sa.Index("idx_pipeline_runs_started", PIPELINE_RUNS.c.started_at.desc())
+
+# The tables that hold every configured feature column: the base ones above, plus one DOUBLE
+# PRECISION column per further indicator, added by the run that first computes it.
+FEATURE_TABLES = (STOCK_FEATURES.name, STOCK_FEATURES_INTRADAY.name)
+# Each ticker's latest row with every column of stock_features; PostgreSQL fixes a view's columns
+# when it is created, so the view is replaced whenever a column is added.
+LATEST_STOCK_DATA_VIEW = (
+    "latest_stock_data",
+    """SELECT s.*
+        FROM stock_features AS s
+        JOIN (SELECT ticker, MAX(date) AS date FROM stock_features GROUP BY ticker) AS latest
+          ON latest.ticker = s.ticker AND latest.date = s.date""",
+)
 
 
 # --- freshness -------------------------------------------------------------------------------

@@ -9,7 +9,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    DOUBLE_PRECISION,
+    URL,
+    Column,
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -21,10 +31,12 @@ from tenacity import (
     wait_exponential,
 )
 
+from stock_pipeline.contract import FEATURE_TABLES, LATEST_STOCK_DATA_VIEW, STOCK_FEATURES
+
 DB_URL_ENV = "STOCK_PIPELINE_DB_URL"
 DEFAULT_DB_URL = "sqlite:///data/stock_pipeline.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0004_abandoned_run_status"  # the newest migration; a test keeps this in step
+HEAD_REVISION = "0005_special_session_flag"  # the newest migration; a test keeps this in step
 
 logger = logging.getLogger(__name__)
 # Alembic's `context` is process-global: one migration at a time
@@ -210,6 +222,38 @@ def at_head(connection: Connection) -> bool:
         )
     connection.commit()
     return current == [HEAD_REVISION]
+
+
+def add_feature_columns(url: str, columns: list[str]) -> dict[str, list[str]]:
+    """Add to each feature table the configured feature columns it lacks (Alembic's add_column,
+    DOUBLE PRECISION, nullable); the columns added per table. Columns are never dropped: a
+    removed indicator keeps its column, which new rows leave empty."""
+    # imported here, as in apply_migrations: only a run with a new indicator pays for Alembic
+    from alembic.migration import MigrationContext  # noqa: PLC0415
+    from alembic.operations import Operations  # noqa: PLC0415
+
+    added: dict[str, list[str]] = {}
+    engine = create_db_engine(url)
+    try:
+        with connect(engine) as connection, connection.begin():
+            schema = inspect(connection)
+            for table in FEATURE_TABLES:
+                present = {column["name"] for column in schema.get_columns(table)}
+                missing = [column for column in columns if column not in present]
+                if not missing:
+                    continue
+                operations = Operations(MigrationContext.configure(connection))
+                for column in missing:
+                    operations.add_column(table, Column(column, DOUBLE_PRECISION))
+                added[table] = missing
+            if STOCK_FEATURES.name in added and connection.dialect.name == "postgresql":
+                name, query = LATEST_STOCK_DATA_VIEW
+                connection.exec_driver_sql(f"CREATE OR REPLACE VIEW {name} AS {query}")
+    finally:
+        engine.dispose()
+    for table, names in added.items():
+        logger.info("%s: added columns %s for newly configured indicators", table, names)
+    return added
 
 
 def main(argv: list[str] | None = None) -> None:

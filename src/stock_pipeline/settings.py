@@ -3,15 +3,22 @@
 from kedro.config import OmegaConfigLoader
 
 from stock_pipeline import configuration
-from stock_pipeline.hooks import CalendarHooks, DatabaseHooks, RunContextHooks, RunRecordHooks
+from stock_pipeline.hooks import (
+    CalendarHooks,
+    DatabaseHooks,
+    NotificationHooks,
+    RunContextHooks,
+    RunLockHooks,
+    RunRecordHooks,
+)
 
-# A `running` run record whose process is gone is abandoned by the next run; one from another host
-# (whose process cannot be checked) once it is older than abandon_after_hours.
 HOOKS = (
     CalendarHooks(),
     RunContextHooks(),
+    RunLockHooks(),
     DatabaseHooks(),
-    RunRecordHooks(abandon_after_hours=24),
+    RunRecordHooks(),
+    NotificationHooks(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

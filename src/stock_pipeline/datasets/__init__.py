@@ -11,6 +11,7 @@ _MODULES = {
     "MergeParquetDataset": "parquet",
     "NotebookReportDataset": "notebook_report",
     "OptionalPartitionedDataset": "partitions",
+    "SkipEmptyDataset": "skip_empty",
     "SQLUpsertDataset": "sql_upsert",
 }
 
@@ -19,6 +20,7 @@ __all__ = [
     "NotebookReportDataset",
     "OptionalPartitionedDataset",
     "SQLUpsertDataset",
+    "SkipEmptyDataset",
 ]
 
 

@@ -136,6 +136,9 @@ def test_one_bad_ticker_does_not_stop_the_others(monkeypatch):
     assert report["tickers"]["BBB.NS"]["status"] == "failed"
     assert "delisted" in report["tickers"]["BBB.NS"]["reason"]
     assert report["failed_ratio"] == 0.5
+    outcomes = report["ticker_outcomes"]  # what the run record keeps
+    assert outcomes["ok"] == ["AAA.NS"]
+    assert list(outcomes["failed"]) == ["BBB.NS"] and "delisted" in outcomes["failed"]["BBB.NS"]
 
 
 def test_failure_budget():
@@ -146,6 +149,9 @@ def test_failure_budget():
     with pytest.raises(IngestionFailedError, match="1 of 2 tickers failed"):
         check_failure_budget(report, 0.2)
     check_failure_budget(report, 0.5)
+    every_one = {"failed_ratio": 1.0, "tickers": {"A": {"status": "failed", "reason": "x"}}}
+    with pytest.raises(IngestionFailedError, match="1 of 1 tickers failed"):
+        check_failure_budget(every_one, 1.0)  # nothing fetched is a failure whatever the ratio
 
 
 def test_bronze_text_round_trip():

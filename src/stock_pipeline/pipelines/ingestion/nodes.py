@@ -415,7 +415,8 @@ def _ingestion_report(
 
 
 def check_failure_budget(ingestion_report: dict[str, Any], max_failed_ratio: float) -> None:
-    """Fail the run when more than max_failed_ratio of the tickers failed; name them and why."""
+    """Fail the run when more than max_failed_ratio of the tickers failed, or all of them (a run
+    that fetched nothing must not exit 0 from cron, whatever the ratio); name them and why."""
     failed = {
         ticker: entry["reason"]
         for ticker, entry in ingestion_report["tickers"].items()
@@ -423,7 +424,8 @@ def check_failure_budget(ingestion_report: dict[str, Any], max_failed_ratio: flo
     }
     if failed:
         logger.warning("%d ticker(s) failed ingestion: %s", len(failed), failed)
-    if ingestion_report["failed_ratio"] > max_failed_ratio:
+    every_one = bool(failed) and len(failed) == len(ingestion_report["tickers"])
+    if every_one or ingestion_report["failed_ratio"] > max_failed_ratio:
         raise IngestionFailedError(
             f"{len(failed)} of {len(ingestion_report['tickers'])} tickers failed "
             f"(more than ingestion.max_failed_ratio={max_failed_ratio}): {failed}"
