@@ -7,7 +7,7 @@ import talib
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.contract import FEATURES_BASE_COLUMNS
+from stock_pipeline.contract import FEATURES_BASE_COLUMNS, SESSION_FLAG_COLUMNS
 from stock_pipeline.pipelines.features import create_pipeline
 from stock_pipeline.pipelines.features.indicators import (
     CONTRACT_INDICATORS,
@@ -17,7 +17,7 @@ from stock_pipeline.pipelines.features.indicators import (
 from stock_pipeline.pipelines.features.nodes import compute_features
 
 PARAMS = {"price_column": "close", "drop_warmup": True, "indicators": CONTRACT_INDICATORS}
-CONTRACT = list(FEATURES_BASE_COLUMNS)
+CONTRACT = [*FEATURES_BASE_COLUMNS, *SESSION_FLAG_COLUMNS]
 
 
 def prices(ticker: str = "AAA.NS", sessions: int = 200, seed: int = 1) -> pd.DataFrame:
