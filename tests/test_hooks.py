@@ -281,3 +281,26 @@ def test_a_dead_pid_on_this_host_is_abandoned_at_once(tmp_path: Path) -> None:
     dead.wait()
     store.save(_running("dead", socket.gethostname(), dead.pid, hours_ago=0))
     assert store.abandon_orphans("next", datetime.now(UTC), timedelta(hours=24)) == ["dead"]
+
+
+def test_records_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/runs.db"
+    upgrade_database(url)
+    store = RunStore(tmp_path / "runs", url)
+    old, recent = datetime(2024, 1, 1, tzinfo=UTC), datetime.now(UTC)
+    for run_id, started in (("old-run", old), ("recent-run", recent)):
+        store.save(
+            {
+                "run_id": run_id,
+                "pipeline": "daily",
+                "status": "success",
+                "started_at": started.isoformat(),
+                "finished_at": started.isoformat(),
+            }
+        )
+    os.utime(tmp_path / "runs/old-run.json", (old.timestamp(), old.timestamp()))
+
+    assert store.prune(recent - timedelta(days=365)) == 1
+
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["recent-run.json"]
+    assert [row["run_id"] for row in stored_rows(url)] == ["recent-run"]

@@ -219,6 +219,7 @@ class RunRecordHooks:
         self._record: dict[str, Any] = {}
         self._node_started: dict[str, float] = {}
         self._store: RunStore | None = None
+        self._keep_days = 365.0
 
     @hook_impl(trylast=True)  # after the lock and the migration
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:
@@ -244,6 +245,7 @@ class RunRecordHooks:
         hours = _parameter(catalog, "run", "abandon_after_hours", None)
         limit = timedelta(hours=float(hours)) if hours is not None else self._abandon_after
         self._store.abandon_orphans(self._record["run_id"], self._record["started_at"], limit)
+        self._keep_days = float(_parameter(catalog, "run", "keep_records_days", 365))
 
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
@@ -309,6 +311,7 @@ class RunRecordHooks:
             duration_seconds=round(time.perf_counter() - self._record["_clock"], 6),
         )
         self._store.save(self.record())
+        self._store.prune(self._record["finished_at"] - timedelta(days=self._keep_days))
 
     def record(self) -> dict[str, Any]:
         """The run record as stored: JSON-ready, with totals over the nodes."""

@@ -137,6 +137,36 @@ class RunStore:
             abandoned.append(record["run_id"])
         return abandoned
 
+    def prune(self, cutoff: datetime) -> int:
+        """Delete the records of finished runs last written before cutoff (JSON files by their
+        modification time, rows by start time): how many files went. Keeps a run's cost flat."""
+        removed = 0
+        for path in self.runs_dir.glob("*.json"):
+            if datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff:
+                path.unlink(missing_ok=True)
+                removed += 1
+        try:
+            self._delete_rows(cutoff)
+        except (SQLAlchemyError, DatabaseUnavailableError) as error:
+            logger.warning("Could not prune pipeline_runs: %s", error)
+        if removed:
+            logger.info("Pruned %d run records older than %s", removed, cutoff.date())
+        return removed
+
+    def _delete_rows(self, cutoff: datetime) -> None:
+        """Delete the pipeline_runs rows of runs that started before cutoff and are not running."""
+        engine = create_db_engine(self.url)
+        try:
+            with connect(engine, attempts=1) as connection, connection.begin():
+                connection.execute(
+                    PIPELINE_RUNS.delete().where(
+                        PIPELINE_RUNS.c.started_at < cutoff,
+                        PIPELINE_RUNS.c.status != RunStatus.RUNNING,
+                    )
+                )
+        finally:
+            engine.dispose()
+
     def _running_records(self) -> dict[str, dict[str, Any]]:
         """The records still `running`, from pipeline_runs and from the JSON files, by run id."""
         records = {}
