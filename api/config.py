@@ -11,7 +11,7 @@ from typing import Any
 
 from kedro.config import MissingConfigException, OmegaConfigLoader
 
-from stock_pipeline.configuration import config_loader
+from stock_pipeline.configuration import config_loader, configure_calendar
 from stock_pipeline.db import database_url, resolve_db_url
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def load_config(project_root: Path | None = None, env: str | None = None) -> Api
     loader = config_loader(root, chosen_env)
     catalog = _config_section(loader, "catalog")
     api_params = _config_section(loader, "parameters").get("api") or {}
+    configure_calendar(loader)  # freshness counts the special sessions the pipeline knows
     files = {name: _catalog_path(catalog, name, root) for name in CATALOG_FILES}
     return ApiConfig(
         project_root=root,

@@ -244,8 +244,10 @@ class PipelineMetrics(BaseModel):
 
     model_config = _example(
         {
-            "runs": 2,
+            "runs": 3,
             "finished_runs": 2,
+            "running_runs": 0,
+            "abandoned_runs": 1,
             "success_rate": 0.5,
             "total_rows": 780000,
             "duration_seconds": {"mean": 70.0, "p50": 70.0, "p95": 71.1, "max": 71.2},
@@ -255,7 +257,11 @@ class PipelineMetrics(BaseModel):
     )
 
     runs: int
-    finished_runs: int
+    finished_runs: int = Field(description="Runs that ended in success or failure")
+    running_runs: int = Field(description="Runs still running")
+    abandoned_runs: int = Field(
+        description="Runs whose process died while running; not in the success rate or timings"
+    )
     success_rate: float | None
     total_rows: int
     duration_seconds: Distribution

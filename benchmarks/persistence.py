@@ -22,12 +22,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from stock_pipeline.contract import BAR_VALUES, KEY
 from stock_pipeline.datasets import SQLUpsertDataset
-from stock_pipeline.db import mask_url, upgrade_database
+from stock_pipeline.db import create_db_engine, driver_url, mask_url, upgrade_database
 
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 SEED_BATCH_ROWS = 1000
@@ -110,15 +109,15 @@ def timed(action: Callable[[], None]) -> float | str:
 def run(rows: int, url: str) -> list[tuple[str, float | str, float | str]]:
     """(method, first load, unchanged rerun) for every method, in a schema dropped afterwards."""
     schema = f"bench_persistence_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url)
+    admin = create_db_engine(url)
     with admin.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     bench_url = (
-        make_url(url)
+        driver_url(url)
         .update_query_dict({"options": f"-csearch_path={schema}"})
         .render_as_string(hide_password=False)
     )
-    engine = sa.create_engine(bench_url)
+    engine = create_db_engine(bench_url)
     try:
         upgrade_database(bench_url)
         frame = synthetic_features(rows)

@@ -25,7 +25,16 @@ BAR_VALUES = (*PRICE_VALUES, "volume")  # every number of a bar
 CORPORATE_ACTIONS = ("dividends", "stock_splits")
 BRONZE_COLUMNS = ("date", *BAR_VALUES, *CORPORATE_ACTIONS)  # a source's bars, one file per ticker
 PRICES_COLUMNS = (*KEY, *BAR_VALUES)  # `prices` (primary) and the first columns of silver and gold
-FLAG_COLUMNS = ("is_filled", "is_outlier", "is_ghost_bar", "is_suspected_split")
+# a session of conf/base/calendar.yml's special_sessions (Muhurat, Budget day...): a clean bar
+SPECIAL_SESSION_FLAG = "is_special_session"
+SESSION_FLAG_COLUMNS = (SPECIAL_SESSION_FLAG,)
+FLAG_COLUMNS = (
+    "is_filled",
+    "is_outlier",
+    "is_ghost_bar",
+    "is_suspected_split",
+    *SESSION_FLAG_COLUMNS,
+)
 SILVER_COLUMNS = (*PRICES_COLUMNS, *FLAG_COLUMNS)  # `clean_prices`
 # `features` (gold) starts with these; further configured indicators follow
 INDICATOR_BASE_COLUMNS = (
@@ -39,6 +48,7 @@ INDICATOR_BASE_COLUMNS = (
     "volatility",
 )
 FEATURES_BASE_COLUMNS = (*PRICES_COLUMNS, *INDICATOR_BASE_COLUMNS)
+# gold ends with the session flags, after any further configured indicators
 RAW_COLUMNS = tuple(f"raw_{column}" for column in ("date", *BAR_VALUES))  # bronze text as read
 QUARANTINE_COLUMNS = (
     "ticker",
@@ -88,7 +98,10 @@ class TickerStatus(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
-    REFRESHED = "refreshed"  # a corporate action: the whole history was refetched
+    REFRESHED = "refreshed"  # the whole history was refetched: a corporate action, or `refetch`
+    BACKFILLED = (
+        "backfilled"  # bars before the first stored one were fetched (start_date moved earlier)
+    )
     FAILED = "failed"
     OK = "ok"
 
@@ -99,6 +112,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+    ABANDONED = "abandoned"  # its process died while running (killed, OOM, reboot)
 
 
 FINISHED_RUN_STATUSES = (RunStatus.SUCCESS, RunStatus.FAILED)
@@ -129,6 +143,10 @@ def _bar_table(name: str, time_column: sa.Column, index_prefix: str) -> sa.Table
         sa.Column("adj_close", sa.DOUBLE_PRECISION),
         sa.Column("volume", sa.BigInteger, nullable=False),
         *(sa.Column(column, sa.DOUBLE_PRECISION) for column in INDICATOR_BASE_COLUMNS),
+        *(
+            sa.Column(flag, sa.Boolean, nullable=False, server_default=sa.false())
+            for flag in SESSION_FLAG_COLUMNS
+        ),
         # stamped by the database (defaults and an update trigger, defined by the migrations)
         sa.Column("created_at", _STAMP, nullable=False),
         sa.Column("updated_at", _STAMP, nullable=False),

@@ -1,22 +1,26 @@
-"""Kedro hooks: the run's identity, the database schema before any node, and the run's record."""
+"""Kedro hooks: the NSE calendar of the environment, the run's identity, the database schema before
+any node, and the run's record."""
 
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
 
+from stock_pipeline.configuration import configure_calendar
 from stock_pipeline.contract import RunStatus
 from stock_pipeline.db import (
     DatabaseUnavailableError,
     add_feature_columns,
     database_url,
+    driver_url,
     mask_secrets,
     mask_url,
     resolve_db_url,
@@ -25,12 +29,15 @@ from stock_pipeline.db import (
 from stock_pipeline.notify import Notifier, alert_for_saved, run_failed
 from stock_pipeline.pipelines.features.indicators import build_indicators
 from stock_pipeline.run_lock import DatabaseLock, FolderLock, Holder, RunLockedError
-from stock_pipeline.run_store import RUNS_DIR, RunStore
+from stock_pipeline.run_store import RUNS_DIR, RunStore, this_process
 
 logger = logging.getLogger(__name__)
 
 RUN_CONTEXT = "run_context"
 SQL_DATASET_TYPE = "SQLUpsertDataset"
+ABANDON_AFTER_HOURS = (
+    24.0  # a `running` record this old is abandoned even when its process is unknown
+)
 
 
 def make_run_context(
@@ -44,6 +51,15 @@ def make_run_context(
 def _project_path(run_params: dict[str, Any]) -> Path:
     """The project folder of the run (the working directory when Kedro does not say)."""
     return Path(run_params.get("project_path") or Path.cwd())
+
+
+class CalendarHooks:
+    """Merge the environment's calendar.yml (special sessions, late holidays) into the NSE calendar."""
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        """Configure the calendar before any pipeline, dataset or node asks it about a day."""
+        configure_calendar(context.config_loader)
 
 
 def _database_url(run_params: dict[str, Any], db_url: str | None) -> str:
@@ -123,7 +139,7 @@ class RunLockHooks:
         timeout = float(_parameter(catalog, "run", "lock_timeout_seconds", 0))
         url = _database_url(run_params, self._db_url)
         locks: list[FolderLock | DatabaseLock] = [FolderLock(_project_path(run_params))]
-        if url.startswith("postgresql") and _writes_sql(pipeline, catalog):
+        if driver_url(url).get_backend_name() == "postgresql" and _writes_sql(pipeline, catalog):
             locks.append(DatabaseLock(url))
         try:
             for lock in locks:
@@ -188,19 +204,26 @@ class NotificationHooks:
 
 
 class RunRecordHooks:
-    """Record each run (timings, rows, ticker outcomes) in data/08_reporting/runs and pipeline_runs."""
+    """Record each run in data/08_reporting/runs and pipeline_runs; abandon killed runs' records."""
 
-    def __init__(self, runs_dir: str = RUNS_DIR, db_url: str | None = None):
+    def __init__(
+        self,
+        runs_dir: str = RUNS_DIR,
+        db_url: str | None = None,
+        abandon_after_hours: float = ABANDON_AFTER_HOURS,
+    ):
         self._runs_dir = runs_dir
         self._db_url = db_url
+        self._abandon_after = timedelta(hours=abandon_after_hours)
         self._lock = threading.Lock()
         self._record: dict[str, Any] = {}
         self._node_started: dict[str, float] = {}
         self._store: RunStore | None = None
+        self._keep_days = 365.0
 
     @hook_impl(trylast=True)  # after the lock and the migration
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        """Open the run's record and store it as running."""
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:
+        """Open the run's record, store it as running, and abandon the orphans of killed runs."""
         url = _database_url(run_params, self._db_url)
         self._store = RunStore(_project_path(run_params) / self._runs_dir, url)
         self._node_started = {}
@@ -215,9 +238,14 @@ class RunRecordHooks:
             "nodes": {},
             "tickers": {"ok": [], "failed": {}},
             "error": None,
+            **this_process(),
             "_clock": time.perf_counter(),
         }
         self._store.save(self.record())
+        hours = _parameter(catalog, "run", "abandon_after_hours", None)
+        limit = timedelta(hours=float(hours)) if hours is not None else self._abandon_after
+        self._store.abandon_orphans(self._record["run_id"], self._record["started_at"], limit)
+        self._keep_days = float(_parameter(catalog, "run", "keep_records_days", 365))
 
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
@@ -283,6 +311,7 @@ class RunRecordHooks:
             duration_seconds=round(time.perf_counter() - self._record["_clock"], 6),
         )
         self._store.save(self.record())
+        self._store.prune(self._record["finished_at"] - timedelta(days=self._keep_days))
 
     def record(self) -> dict[str, Any]:
         """The run record as stored: JSON-ready, with totals over the nodes."""

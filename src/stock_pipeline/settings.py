@@ -4,6 +4,7 @@ from kedro.config import OmegaConfigLoader
 
 from stock_pipeline import configuration
 from stock_pipeline.hooks import (
+    CalendarHooks,
     DatabaseHooks,
     NotificationHooks,
     RunContextHooks,
@@ -11,7 +12,14 @@ from stock_pipeline.hooks import (
     RunRecordHooks,
 )
 
-HOOKS = (RunContextHooks(), RunLockHooks(), DatabaseHooks(), RunRecordHooks(), NotificationHooks())
+HOOKS = (
+    CalendarHooks(),
+    RunContextHooks(),
+    RunLockHooks(),
+    DatabaseHooks(),
+    RunRecordHooks(),
+    NotificationHooks(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = configuration.CONFIG_LOADER_ARGS

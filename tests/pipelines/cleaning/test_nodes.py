@@ -217,7 +217,8 @@ def test_pipeline_slice_reports_quality_per_ticker():
     assert aaa["clean_rows"] == 39
     assert aaa["quarantine_by_rule"] == {"unparsable_value": 1}
     assert aaa["completeness"]["null_counts"]["close"] == 0
-    expected_missing = len(nse_sessions("2024-02-28", "2024-03-28"))
+    day_after = pd.Timestamp(raw["date"].max()) + pd.Timedelta(days=1)
+    expected_missing = len(nse_sessions(day_after, "2024-03-28"))
     assert aaa["freshness"]["missing_sessions"] == expected_missing
     assert aaa["freshness"]["stale"]
     assert 0 < aaa["quality_score"] < 100

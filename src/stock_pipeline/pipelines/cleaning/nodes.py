@@ -14,6 +14,7 @@ from stock_pipeline.contract import (
     QUARANTINE_COLUMNS,
     RAW_COLUMNS,
     SILVER_COLUMNS,
+    SPECIAL_SESSION_FLAG,
 )
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
@@ -23,7 +24,7 @@ from stock_pipeline.pipelines.cleaning.quality import (
     summarize,
     ticker_report,
 )
-from stock_pipeline.trading_calendar import exchange_time
+from stock_pipeline.trading_calendar import exchange_time, is_special_session
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +87,7 @@ def _reject_before_fill(
         ),
     ]
     if params["check_trading_days"]:
-        checks.append(
-            ("non_trading_day", _describe(rules.non_trading_day(parsed), "not an NSE session"))
-        )
+        checks.append(("non_trading_day", _off_session_reasons(parsed, run_day)))
         checks.append(
             (
                 "outside_session_hours",
@@ -109,6 +108,31 @@ def _reject_before_fill(
         index=parsed.index,
     )
     return verdicts.where(~duplicate, duplicates)
+
+
+UNLISTED_SESSION = (
+    "not an NSE session, yet traded (prices and volume): possibly a special session missing "
+    "from the calendar; if NSE held one that day, add it under special_sessions in "
+    "conf/base/calendar.yml"
+)
+
+
+def _off_session_reasons(parsed: pd.DataFrame, run_day: pd.Timestamp) -> pd.Series:
+    """Why a bar falls on no NSE session: traded bars may be an unlisted special session (warned)."""
+    off = rules.non_trading_day(parsed, run_day)
+    unlisted = off & rules.traded(parsed)
+    if unlisted.any():
+        days = (
+            parsed.loc[unlisted].groupby(parsed.loc[unlisted, "date"].dt.date)["ticker"].nunique()
+        )
+        logger.warning(
+            "%d traded bars on days the NSE calendar does not know, possibly unlisted special "
+            "sessions (quarantined as non_trading_day): %s",
+            int(unlisted.sum()),
+            ", ".join(f"{day} ({count} tickers)" for day, count in days.items()),
+        )
+    reasons = _describe(off & ~unlisted, "not an NSE session")
+    return reasons.where(~unlisted, UNLISTED_SESSION)
 
 
 def _forward_fill(parsed: pd.DataFrame, limit: int) -> pd.DataFrame:
@@ -188,6 +212,7 @@ def validate_prices(
     kept = _forward_fill(parsed[first["rule"].isna()], params["ffill_limit"])
     second = _reject_after_fill(kept, params["ffill_limit"])
     flagged = _flag_anomalies(kept[second["rule"].isna()], params)
+    flagged[SPECIAL_SESSION_FLAG] = is_special_session(flagged["date"])
     verdicts = pd.concat([first[first["rule"].notna()], second[second["rule"].notna()]])
     if params["outliers"]["action"] == "quarantine":
         outliers = flagged["is_outlier"]
