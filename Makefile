@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/kedro run --pipeline=daily --env=sample
+	$(BIN)/kedro run --pipelines=daily --env=sample
 
 test: $(STAMP)
 	$(BIN)/pytest

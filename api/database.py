@@ -7,11 +7,12 @@ from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 from stock_pipeline.contract import PIPELINE_RUNS
-from stock_pipeline.db import mask_url
+from stock_pipeline.db import DatabaseUnavailableError, create_db_engine, driver_url, mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class DatabaseUnavailable(RuntimeError):
 
 def read_only_url(url: str) -> sa.URL:
     """The URL to connect with: a SQLite file is opened read-only and never created."""
-    parsed = make_url(url)
+    parsed = driver_url(url)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return parsed
@@ -38,8 +39,9 @@ def read_only_url(url: str) -> sa.URL:
 def _engine_options(url: sa.URL) -> dict[str, Any]:
     """Pool and timeout settings for the dialect."""
     if url.get_backend_name() == "sqlite":
-        return {"connect_args": {"timeout": 5}}
+        return {"poolclass": QueuePool, "connect_args": {"timeout": 5}}
     return {
+        "poolclass": QueuePool,
         "pool_size": 5,
         "max_overflow": 5,
         "pool_timeout": 5,
@@ -68,20 +70,20 @@ class Database:
         with self._lock:
             if self._engine is None:
                 url = read_only_url(self.url)
-                self._engine = sa.create_engine(url, pool_pre_ping=True, **_engine_options(url))
+                self._engine = create_db_engine(url, pool_pre_ping=True, **_engine_options(url))
             return self._engine
 
     @property
     def dialect(self) -> str:
         """The backend's name, e.g. sqlite or postgresql."""
-        return make_url(self.url).get_backend_name()
+        return driver_url(self.url).get_backend_name()
 
     def _query(self, statement: sa.Executable, **params: Any) -> list[dict[str, Any]]:
         """Run a read query; any database error becomes DatabaseUnavailable."""
         try:
             with self.engine.connect() as connection:
                 return _records(connection.execute(statement, params))
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, DatabaseUnavailableError) as error:
             logger.warning("Query failed on %s: %s", self.masked_url, type(error).__name__)
             raise DatabaseUnavailable(type(error).__name__) from error
 

@@ -1,11 +1,14 @@
 """Response models of the API, with the examples shown in the OpenAPI docs."""
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from api.validation import as_utc
 
 Value = float | int | bool | str | None
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]  # always with its offset, in UTC
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:
@@ -19,6 +22,14 @@ class Problem(BaseModel):
     model_config = _example({"detail": "unknown ticker: ABC.NS"})
 
     detail: str
+
+
+class InvalidInput(BaseModel):
+    """A request the API cannot read: FastAPI's list of errors, or one sentence."""
+
+    model_config = _example({"detail": "unknown columns: nope"})
+
+    detail: str | list[dict[str, Any]]
 
 
 class Liveness(BaseModel):
@@ -53,6 +64,7 @@ class FeatureRows(BaseModel):
     model_config = _example(
         {
             "ticker": "INFY.NS",
+            "version": "12",
             "columns": ["date", "close", "rsi_14"],
             "order": "desc",
             "count": 2,
@@ -64,11 +76,37 @@ class FeatureRows(BaseModel):
     )
 
     ticker: str
+    version: str = Field(description="The version of the feature data served")
     columns: list[str]
     order: Literal["asc", "desc"]
     count: int
     rows: list[dict[str, Any]] = Field(
         description="One record per session: date (ISO) and the chosen columns (null for NaN)"
+    )
+
+
+class FeaturePage(BaseModel):
+    """One page of a bulk JSON download; send next_cursor back as `cursor` for the next page."""
+
+    model_config = _example(
+        {
+            "version": "12",
+            "columns": ["ticker", "date", "close"],
+            "count": 2,
+            "next_cursor": "WyJmZWF0dXJlcy1zaGEyNTY6M2YyYTljMWI3ZDRlNWY2MCIsIDJd",
+            "rows": [
+                {"ticker": "INFY.NS", "date": "2026-11-23", "close": 1538.9},
+                {"ticker": "INFY.NS", "date": "2026-11-24", "close": 1543.2},
+            ],
+        }
+    )
+
+    version: str = Field(description="The version of the feature data served")
+    columns: list[str]
+    count: int
+    next_cursor: str | None = Field(description="Where the next page starts; null on the last")
+    rows: list[dict[str, Any]] = Field(
+        description="One record per (ticker, date), sorted so: ticker, date and the chosen columns"
     )
 
 
@@ -150,8 +188,8 @@ class RunSummary(BaseModel):
     pipeline: str
     env: str | None
     status: str
-    started_at: datetime
-    finished_at: datetime | None
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
     duration_seconds: float | None
     rows_in: int | None
     rows_out: int | None
@@ -189,7 +227,7 @@ class SystemHealth(BaseModel):
     database: Literal["ok", "down"]
     components: dict[str, HealthComponent]
     last_pipeline_run: RunSummary | None
-    checked_at: datetime
+    checked_at: UtcDatetime
 
 
 class Distribution(BaseModel):
@@ -206,8 +244,10 @@ class PipelineMetrics(BaseModel):
 
     model_config = _example(
         {
-            "runs": 2,
+            "runs": 3,
             "finished_runs": 2,
+            "running_runs": 0,
+            "abandoned_runs": 1,
             "success_rate": 0.5,
             "total_rows": 780000,
             "duration_seconds": {"mean": 70.0, "p50": 70.0, "p95": 71.1, "max": 71.2},
@@ -217,7 +257,11 @@ class PipelineMetrics(BaseModel):
     )
 
     runs: int
-    finished_runs: int
+    finished_runs: int = Field(description="Runs that ended in success or failure")
+    running_runs: int = Field(description="Runs still running")
+    abandoned_runs: int = Field(
+        description="Runs whose process died while running; not in the success rate or timings"
+    )
     success_rate: float | None
     total_rows: int
     duration_seconds: Distribution
@@ -321,5 +365,82 @@ class LatestBars(BaseModel):
     """The WebSocket message: every ticker's last row in the feature dataset."""
 
     type: Literal["latest"] = "latest"
+    version: str | None = Field(description="The version of the feature data; null before any")
     last_date: date | None
     bars: list[dict[str, Value]]
+
+
+class ModelVersionInfo(BaseModel):
+    """One registered model version: what it was trained on and how it did out of sample."""
+
+    version: int
+    run_id: str = Field(description="the MLflow run that trained it")
+    trained_at: str | None
+    data_version: str | None = Field(description="the version of the gold layer it was trained on")
+    train_end: date | None = Field(description="the last date it was trained on")
+    horizon: int = Field(description="sessions ahead that its scores rank forward returns")
+    target: str
+    features: list[str]
+    metrics: dict[str, float | None] = Field(
+        description="walk-forward out-of-sample metrics: the model's by name, baselines' as "
+        "<baseline>.<metric>, folds' as fold_<n>.<metric>"
+    )
+
+
+class ModelsOverview(BaseModel):
+    """The champion (the model that serves predictions) and the latest challenger."""
+
+    model_config = _example(
+        {
+            "model_name": "stock-pipeline-ranker",
+            "champion": {
+                "version": 3,
+                "run_id": "0ad1d2856bab4ee88f0cc29512aa1bda",
+                "trained_at": "2026-11-24T18:00:00+00:00",
+                "data_version": "12",
+                "train_end": "2026-11-21",
+                "horizon": 1,
+                "target": "rank",
+                "features": ["daily_return", "rsi_14"],
+                "metrics": {"oos_rank_ic": 0.021, "ridge.oos_rank_ic": 0.012},
+            },
+            "challenger": None,
+        }
+    )
+
+    model_name: str
+    champion: ModelVersionInfo | None
+    challenger: ModelVersionInfo | None
+
+
+class Prediction(BaseModel):
+    """The champion's score for one date: higher means a higher expected forward return."""
+
+    date: date
+    score: float
+    rank_pct: float | None = Field(description="the score's percentile among the date's tickers")
+    in_sample: bool = Field(description="the model was trained on this date's row")
+
+
+class Predictions(BaseModel):
+    """A ticker's champion scores, newest first."""
+
+    model_config = _example(
+        {
+            "ticker": "INFY.NS",
+            "model_name": "stock-pipeline-ranker",
+            "model_version": 3,
+            "horizon": 1,
+            "count": 1,
+            "predictions": [
+                {"date": "2026-11-24", "score": 0.013, "rank_pct": 0.875, "in_sample": False}
+            ],
+        }
+    )
+
+    ticker: str
+    model_name: str
+    model_version: int
+    horizon: int | None
+    count: int
+    predictions: list[Prediction]

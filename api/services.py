@@ -1,22 +1,19 @@
 """What every request shares: configuration, cached files, the database and the change feed."""
 
 import asyncio
-import hmac
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
-from fastapi.security import APIKeyHeader
 
 from api.config import ApiConfig
 from api.database import Database
+from api.security import API_KEY_HEADER, KEY_NAME_STATE, RateLimiter, api_key_header, key_name
 from api.store import DataStore, FeatureSnapshot
 
 logger = logging.getLogger(__name__)
-
-API_KEY_HEADER = "X-API-Key"
-api_key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
 
 class DataNotReady(RuntimeError):
@@ -46,16 +43,29 @@ class Services:
     config: ApiConfig
     store: DataStore
     db: Database
+    limiter: RateLimiter
     changes: ChangeFeed = field(default_factory=ChangeFeed)
 
     @classmethod
     def from_config(cls, config: ApiConfig) -> "Services":
         """Services for a configuration; nothing is read or connected yet."""
-        return cls(config=config, store=DataStore(config.files), db=Database(config.db_url))
+        return cls(
+            config=config,
+            store=DataStore(config.files),
+            db=Database(config.db_url),
+            limiter=RateLimiter(config.rate_limit),
+        )
 
-    def features(self) -> FeatureSnapshot:
-        """The feature snapshot, or DataNotReady when the pipeline has not written it."""
-        snapshot = self.store.features.get()
+    async def features(self, version: str | None = None) -> FeatureSnapshot:
+        """The snapshot of a version (None: the current one).
+
+        DataNotReady before the pipeline wrote the features; UnknownVersion for a version there is
+        not. A pinned version may load files, so it is looked up off the event loop.
+        """
+        if version is None:
+            snapshot = self.store.features.snapshot()
+        else:
+            snapshot = await asyncio.to_thread(self.store.features.snapshot, version)
         if snapshot is None:
             raise DataNotReady("feature data is not available yet: run the features pipeline")
         return snapshot
@@ -66,24 +76,35 @@ async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def key_matches(given: str | None, expected: str | None) -> bool:
-    """True when no key is configured, or the given one equals it (constant-time)."""
-    if expected is None:
-        return True
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 async def require_api_key(
-    services: Annotated[Services, Depends(get_services)],
+    request: Request,
+    services: ServicesDep,
     given: Annotated[str | None, Security(api_key_header)],
 ) -> None:
-    """Reject the request with 401 when an API key is configured and not presented."""
-    if not key_matches(given, services.config.api_key):
+    """401 unless the request carries one of the configured keys; its name goes to the log."""
+    name = key_name(given, services.config.api_keys)
+    if name is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid API key",
             headers={"WWW-Authenticate": API_KEY_HEADER},
         )
+    setattr(request.state, KEY_NAME_STATE, name)
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+async def rate_limit(request: Request, services: ServicesDep) -> None:
+    """429 with Retry-After when the client (its key's name, else its address) is over its rate."""
+    client = getattr(request.state, KEY_NAME_STATE, None) or (
+        request.client.host if request.client else "unknown"
+    )
+    wait = services.limiter.wait(client)
+    if wait > 0:
+        retry_after = max(1, math.ceil(wait))
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"rate limit exceeded: retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )

@@ -1,113 +1,88 @@
-"""API benchmark: 16 concurrent clients on /features/{ticker}?limit=250, the app vs a peer.
+"""API benchmark: 16 concurrent clients on /features/{ticker}?limit=250, the app vs a peer, then
+the bulk download of the whole dataset as Parquet.
 
-The app (`uvicorn api.main:app`) serves the feature Parquet from memory; the peer is a minimal
-FastAPI app that reads the Parquet (filtered to the ticker) on every request. Both serve the same
-features, started side by side as uvicorn processes with one worker each, and are loaded one
-after the other by the same lean asyncio HTTP/1.1 client (keep-alive connections).
+The app (`uvicorn api.main:app`) serves the features from memory; the peer is a minimal FastAPI
+app that reads the Parquet (filtered to the ticker) on every request. Both serve the same file,
+with the same number of uvicorn workers, and are loaded one after the other by the same lean
+asyncio HTTP/1.1 client (keep-alive connections), then GET /features?format=parquet is timed.
 
-By default they serve the bundled sample: `kedro run --pipelines=ingestion,cleaning,features
---env=sample` in a temporary copy of the project, then the app with KEDRO_ENV=sample on that copy.
-`--synthetic` serves generated random walks of any size instead.
+By default the features come through the front door at the seed's scale: `kedro run
+--pipelines=ingestion,cleaning,features` with the synthetic source over the base universe (65
+tickers) and the last `--sessions` NSE sessions, in a temporary copy of the project. `--sample`
+serves the bundled sample instead.
 
-    .venv/bin/python benchmarks/api.py                                   # the sample
-    .venv/bin/python benchmarks/api.py --synthetic --tickers 60 --sessions 2500
+    .venv/bin/python benchmarks/api.py                    # 65 tickers x 1,000 sessions, 1 worker
+    .venv/bin/python benchmarks/api.py --workers 2        # both cores
+    .venv/bin/python benchmarks/api.py --sample
 """
 
 import argparse
 import asyncio
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from stock_pipeline.datasets import DeltaTableDataset
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import PROJECT_ROOT, project_copy
+
+from stock_pipeline.trading_calendar import last_closed_session, nse_sessions
 from stock_pipeline.versions import load_table
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 FEATURES = "data/04_feature/features"  # a Delta table folder
-OURS = ("-m", "uvicorn", "api.main:app", "--log-level", "warning", "--no-access-log")
-INDICATORS = ("sma_20", "sma_50", "rsi_14", "macd", "macd_signal", "macd_hist", "volatility")
+PEER_TABLE_ENV = "BENCH_PEER_TABLE"
+QUIET = {"PYTHONWARNINGS": "ignore::UserWarning", "KEDRO_DISABLE_TELEMETRY": "true"}
 
 
-def ticker_names(count: int) -> list[str]:
-    """NSE-looking symbols: SYM000.NS, SYM001.NS, ..."""
-    return [f"SYM{i:03d}.NS" for i in range(count)]
+def first_session(sessions: int) -> str:
+    """The date `sessions` NSE sessions before the last closed one."""
+    last = last_closed_session(datetime.now(UTC))
+    return nse_sessions(last - timedelta(days=2 * sessions), last)[-sessions].date().isoformat()
 
 
-def generate_features(tickers: int, sessions: int, seed: int = 7) -> pd.DataFrame:
-    """A features frame with every contract column: random walks, sorted by ticker then date."""
-    rng = np.random.default_rng(seed)
-    names = np.repeat(ticker_names(tickers), sessions)
-    dates = np.tile(pd.bdate_range("2016-01-01", periods=sessions).to_numpy(), tickers)
-    returns = rng.normal(0, 0.015, (tickers, sessions))
-    close = (100 * np.exp(np.cumsum(returns, axis=1))).ravel()
-    spread = np.abs(rng.normal(0, 0.01, close.size)) * close
-    frame = pd.DataFrame(
-        {
-            "ticker": names,
-            "date": dates,
-            "open": close + rng.normal(0, 0.3, close.size),
-            "close": close,
-            "adj_close": close,
-            "volume": rng.integers(10_000, 5_000_000, close.size),
-            "daily_return": returns.ravel(),
-        }
-    )
-    frame["high"] = frame[["open", "close"]].max(axis=1) + spread
-    frame["low"] = frame[["open", "close"]].min(axis=1) - spread
-    for name in INDICATORS:
-        frame[name] = rng.normal(50, 10, close.size)
-    columns = ["ticker", "date", "open", "high", "low", "close", "adj_close", "volume"]
-    return frame[[*columns, "daily_return", *INDICATORS]]
-
-
-def make_project(root: Path, frame: pd.DataFrame) -> Path:
-    """A minimal project folder holding conf/ and the feature table; the table's path."""
-    for env in ("base", "local"):
-        (root / "conf" / env).mkdir(parents=True, exist_ok=True)
-    path = root / FEATURES
-    DeltaTableDataset(str(path)).save(frame)
-    return path
-
-
-def make_sample_project(root: Path) -> Path:
-    """A copy of the project whose features pipeline has run on the sample; the Parquet's path."""
-    for folder in ("conf", "src", "data/sample"):
-        shutil.copytree(
-            PROJECT_ROOT / folder,
-            root / folder,
-            ignore=shutil.ignore_patterns("__pycache__", "local"),
+def make_project(root: Path, sample: bool, sessions: int) -> str:
+    """A project copy whose features pipeline has run; the environment the API should read."""
+    project_copy(root)
+    env = "sample" if sample else "local"
+    command = [
+        sys.executable,
+        "-m",
+        "kedro",
+        "run",
+        "--pipelines=ingestion,cleaning,features",
+        f"--env={env}",
+    ]
+    if sample:
+        (root / "data").mkdir(exist_ok=True)
+        os.symlink(PROJECT_ROOT / "data/sample", root / "data/sample")
+    else:
+        command.append(
+            f"--params=ingestion.source=synthetic,ingestion.start_date={first_session(sessions)}"
         )
-    (root / "conf" / "local").mkdir()
-    for name in ("pyproject.toml", ".telemetry"):
-        shutil.copy(PROJECT_ROOT / name, root / name)
-    command = ["-m", "kedro", "run", "--pipelines=ingestion,cleaning,features", "--env=sample"]
     result = subprocess.run(
-        [sys.executable, *command],
-        cwd=root,
-        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "true"},
-        capture_output=True,
-        text=True,
-        check=False,
+        command, cwd=root, env={**os.environ, **QUIET}, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise RuntimeError(f"kedro run on the sample failed:\n{result.stderr[-3000:]}")
-    return root / FEATURES
+        raise RuntimeError(f"kedro run failed:\n{result.stderr[-3000:]}")
+    return env
 
 
-def peer_app(path: Path):
-    """A FastAPI app that answers /features/{ticker} by reading the Parquet on every request."""
+def peer_app():
+    """A FastAPI app that answers /features/{ticker} by reading the feature table on every request."""
     from fastapi import FastAPI, HTTPException
 
+    path = Path(os.environ[PEER_TABLE_ENV])
     app = FastAPI()
 
     @app.get("/features/{ticker}")
@@ -131,14 +106,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """Start a server process from the project root."""
-    return subprocess.Popen(
-        [sys.executable, *args], cwd=PROJECT_ROOT, env={**os.environ, **env}, start_new_session=True
-    )
+def start_server(
+    app: list[str], port: int, workers: int, env: dict[str, str], log: Path
+) -> subprocess.Popen:
+    """A uvicorn process (with its workers) from the project root, its output in `log`."""
+    command = [sys.executable, "-m", "uvicorn", *app, "--port", str(port)]
+    command += ["--workers", str(workers)]
+    command += ["--log-level", "warning", "--no-access-log"]
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **QUIET, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
-def wait_ready(url: str, timeout: float = 60.0) -> None:
+def wait_ready(url: str, timeout: float = 120.0) -> None:
     """Block until the URL answers 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -181,25 +167,24 @@ class Connection:
         self._writer.close()
 
 
-async def client(port: int, tickers: list[str], limit: int, stop: float) -> list[float]:
-    """Request random tickers on one connection until the deadline; latencies in seconds."""
+async def client(port: int, tickers: list[str], limit: int, stop: float) -> tuple[list[float], int]:
+    """Request random tickers on one connection until the deadline; latencies and errors."""
     connection = await Connection.open("127.0.0.1", port)
-    latencies = []
+    latencies, errors = [], 0
     try:
         while time.perf_counter() < stop:
             path = f"/features/{random.choice(tickers)}?limit={limit}"
             started = time.perf_counter()
             status, body = await connection.get(path)
             latencies.append(time.perf_counter() - started)
-            if status != 200 or not body.startswith(b"{"):
-                raise RuntimeError(f"GET {path} answered {status}")
+            errors += status != 200 or not body.startswith(b"{")
     finally:
         connection.close()
-    return latencies
+    return latencies, errors
 
 
 async def load(port: int, tickers: list[str], clients: int, seconds: float, limit: int) -> dict:
-    """Throughput and latency percentiles of `clients` concurrent clients over `seconds`."""
+    """Throughput, latency percentiles and errors of `clients` concurrent clients."""
     warm = time.perf_counter() + min(2.0, seconds / 5)
     await asyncio.gather(*(client(port, tickers, limit, warm) for _ in range(clients)))
     started = time.perf_counter()
@@ -207,100 +192,150 @@ async def load(port: int, tickers: list[str], clients: int, seconds: float, limi
         *(client(port, tickers, limit, started + seconds) for _ in range(clients))
     )
     elapsed = time.perf_counter() - started
-    latencies = np.concatenate([np.asarray(r) for r in runs]) * 1000
+    latencies = np.concatenate([np.asarray(r) for r, _ in runs]) * 1000
     return {
         "requests": int(latencies.size),
+        "errors": sum(e for _, e in runs),
         "throughput_rps": latencies.size / elapsed,
         "p50_ms": float(np.percentile(latencies, 50)),
         "p99_ms": float(np.percentile(latencies, 99)),
     }
 
 
-def serve_peer(path: str, port: int) -> None:
-    """Run the peer app (used in the peer's own process)."""
-    import uvicorn
+def tree_rss_mib(root: int) -> float:
+    """Resident memory of a process and all its descendants, in MiB (Linux /proc)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)], rss[int(entry.name)] = int(fields[1]), int(fields[21])
+    tree, frontier = {root}, [root]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        tree.update(children)
+        frontier = children
+    return sum(rss.get(pid, 0) for pid in tree) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    uvicorn.run(peer_app(Path(path)), host="127.0.0.1", port=port, log_level="warning")
+
+def bulk(port: int, pid: int, rows: int) -> dict:
+    """Time GET /features?format=parquet of the whole dataset; the server's memory meanwhile."""
+    before = tree_rss_mib(pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], tree_rss_mib(pid))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    with httpx.stream("GET", f"http://127.0.0.1:{port}/features?format=parquet", timeout=600) as r:
+        body = b"".join(r.iter_bytes())
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    served = pq.ParquetFile(pa.BufferReader(body)).metadata.num_rows
+    if served != rows:
+        raise RuntimeError(f"the bulk download has {served} rows, the dataset {rows}")
+    return {
+        "rows": served,
+        "mib": len(body) / 2**20,
+        "seconds": seconds,
+        "rows_per_second": served / seconds,
+        "rss_before_mib": before,
+        "rss_growth_mib": peak[0] - before,
+    }
 
 
-def run(args: argparse.Namespace) -> dict[str, dict]:
-    """Start both servers on the same features and load each in turn."""
+def run(args: argparse.Namespace) -> tuple[dict[str, dict], dict]:
+    """Build the data, start both servers on it and load each in turn, then time a bulk download."""
     with tempfile.TemporaryDirectory(prefix="api-bench-") as folder:
-        if args.synthetic:
-            path = make_project(Path(folder), generate_features(args.tickers, args.sessions))
-            env = "local"
-        else:
-            path = make_sample_project(Path(folder))
-            env = "sample"
-        features = load_table(path, columns=[])
+        root = Path(folder)
+        env = make_project(root, args.sample, args.sessions)
+        features = load_table(root / FEATURES, columns=[])
         tickers = sorted(features["ticker"].unique())
         args.dataset = f"{len(tickers)} tickers, {len(features):,} rows"
-        quiet = {"PYTHONWARNINGS": "ignore::UserWarning", "KEDRO_DISABLE_TELEMETRY": "true"}
         ours_port, peer_port = free_port(), free_port()
         servers = {
             "api (in memory)": (
                 start_server(
-                    [*OURS, "--port", str(ours_port)],
-                    {"STOCK_PIPELINE_PROJECT_ROOT": folder, "KEDRO_ENV": env, **quiet},
+                    ["api.main:app"],
+                    ours_port,
+                    args.workers,
+                    {"STOCK_PIPELINE_PROJECT_ROOT": folder, "KEDRO_ENV": env},
+                    root / "api.log",
                 ),
                 ours_port,
             ),
             "peer (Parquet per request)": (
-                start_server([__file__, "--serve-peer", str(path), str(peer_port)], quiet),
+                start_server(
+                    ["benchmarks.api:peer_app", "--factory"],
+                    peer_port,
+                    args.workers,
+                    {PEER_TABLE_ENV: str(root / FEATURES)},
+                    root / "peer.log",
+                ),
                 peer_port,
             ),
         }
         try:
             for _, port in servers.values():
                 wait_ready(f"http://127.0.0.1:{port}/features/{tickers[0]}?limit=1")
-            return {
+            results = {
                 name: asyncio.run(load(port, tickers, args.clients, args.seconds, args.limit))
                 for name, (_, port) in servers.items()
             }
+            process, port = servers["api (in memory)"]
+            return results, bulk(port, process.pid, len(features))
         finally:
             for process, _ in servers.values():
                 process.terminate()
-                process.wait(timeout=10)
+                process.wait(timeout=30)
 
 
-def report(args: argparse.Namespace, results: dict[str, dict]) -> None:
+def report(args: argparse.Namespace, results: dict[str, dict], download: dict) -> None:
     """Print the results side by side with the goal's verdict."""
-    source = f"synthetic, {args.dataset}" if args.synthetic else f"the sample, {args.dataset}"
+    source = "the sample" if args.sample else "synthetic source"
     print(
-        f"{source}; {args.clients} clients, /features/{{ticker}}?limit={args.limit}, "
-        f"{args.seconds:.0f} s each, {os.cpu_count()} CPUs"
+        f"{source}, {args.dataset}; {args.clients} clients, /features/{{ticker}}?limit={args.limit}, "
+        f"{args.seconds:.0f} s each, {args.workers} worker(s) each, {os.cpu_count()} CPUs"
     )
-    print(f"{'server':<28}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'server':<28}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, r in results.items():
         print(
-            f"{name:<28}{r['requests']:>10}{r['throughput_rps']:>10.1f}"
+            f"{name:<28}{r['requests']:>10}{r['errors']:>8}{r['throughput_rps']:>10.1f}"
             f"{r['p50_ms']:>10.1f}{r['p99_ms']:>10.1f}"
         )
     ours, peer = results.values()
     speedup = ours["throughput_rps"] / peer["throughput_rps"]
-    verdict = "met" if speedup >= 10 and ours["p99_ms"] <= 100 else "NOT met"
-    print(f"speed-up {speedup:.1f}x; goal (>= 10x, p99 <= 100 ms) {verdict}")
+    met = speedup >= 10 and ours["p99_ms"] <= 100 and ours["errors"] == 0
+    print(
+        f"speed-up {speedup:.1f}x; goal (>= 10x, p99 <= 100 ms, no errors) {'met' if met else 'NOT met'}"
+    )
+    print(
+        f"bulk GET /features?format=parquet: {download['rows']:,} rows, {download['mib']:.1f} MiB "
+        f"in {download['seconds']:.2f} s = {download['rows_per_second']:,.0f} rows/s; server memory "
+        f"{download['rss_before_mib']:.0f} MiB, +{download['rss_growth_mib']:.0f} MiB at peak"
+    )
 
 
 def main() -> None:
-    """Parse arguments and run the benchmark (or serve the peer when asked to)."""
+    """Parse arguments and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--synthetic", action="store_true", help="serve generated features, not the sample"
-    )
-    parser.add_argument("--tickers", type=int, default=60, help="with --synthetic")
-    parser.add_argument("--sessions", type=int, default=2500, help="with --synthetic")
+    parser.add_argument("--sample", action="store_true", help="serve the bundled sample")
+    parser.add_argument("--sessions", type=int, default=1000, help="NSE sessions (synthetic)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of each server")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--limit", type=int, default=250)
-    parser.add_argument(
-        "--serve-peer", nargs=2, metavar=("PARQUET", "PORT"), help=argparse.SUPPRESS
-    )
     args = parser.parse_args()
-    if args.serve_peer:
-        serve_peer(args.serve_peer[0], int(args.serve_peer[1]))
-        return
-    report(args, run(args))
+    report(args, *run(args))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from stock_pipeline.contract import BAR_VALUES, OHLC, PRICE_VALUES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PROJECT_ROOT, print_table, synthetic_prices, timed_child
 
@@ -28,7 +30,7 @@ def bronze_rows(tickers: int, sessions: int) -> pd.DataFrame:
     broken = np.random.default_rng(1).choice(len(text), len(text) // 1000, replace=False)
     text.loc[broken[0::3], "close"] = "n/a"
     text.loc[broken[1::3], "high"] = "0.01"
-    text.loc[broken[2::3], ["open", "high", "low", "close", "adj_close"]] = ""
+    text.loc[broken[2::3], list(PRICE_VALUES)] = ""
     return text.assign(ticker=prices["ticker"], dividends="", stock_splits="")
 
 
@@ -53,13 +55,13 @@ def seed_style(source: Path) -> None:
     for ticker, group in raw.groupby("ticker"):
         frame = group.copy()
         frame["date"] = pd.to_datetime(frame["date"], errors="coerce")
-        for column in ["open", "high", "low", "close", "adj_close", "volume"]:
+        for column in BAR_VALUES:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
         frame = frame.drop_duplicates(subset="date", keep="last").sort_values("date").ffill()
         valid = (frame["high"] >= frame[["open", "close", "low"]].max(axis=1)) & (
             frame["low"] <= frame[["open", "close"]].min(axis=1)
         )
-        frame = frame[valid & (frame[["open", "high", "low", "close"]] > 0).all(axis=1)]
+        frame = frame[valid & (frame[list(OHLC)] > 0).all(axis=1)]
         q1, q3 = frame["close"].quantile([0.25, 0.75])
         frame["is_outlier"] = ~frame["close"].between(q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1))
         report[ticker] = {

@@ -1,20 +1,25 @@
-"""How often each drift method flags tickers, side by side: simulated markets and real NSE prices.
+"""How often each drift method flags tickers: one table of scenario x method (issue 12).
 
-Run: `.venv/bin/python benchmarks/drift.py`. Goals (issue 7): no change <= 5% of tickers flagged,
-volatility tripled in the current window >= 90%, real NSE data >= 90% as of 2020-03-17 (COVID
-crash) and <= 5% on calm dates.
+Run: `.venv/bin/python benchmarks/drift.py [--seed N] [--tickers 300] [--sessions 400]`.
+Simulated markets have `--tickers` tickers x `--sessions` sessions; a shock hits the last 7
+sessions (the current window) of the shocked tickers only. GARCH(1,1)-t uses the median of the
+parameters fitted to the 25 nse_daily tickers (alpha 0.07, beta 0.91, Student-t with 5 degrees
+of freedom, 1.9% unconditional daily volatility). Goals: calm tickers flagged <= 5%; volatility
+x3 >= 90%; a single shocked ticker among calm ones >= 90%; a mean shift of 2 sd/day >= 80%;
+real NSE data: the COVID crash (as of 2020-03-17) >= 90% of tickers, calm dates <= 5%.
 """
 
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from stock_pipeline.pipelines.drift.nodes import detect_drift_node
+from stock_pipeline.pipelines.drift.nodes import detect_drift
 from stock_pipeline.pipelines.features.nodes import compute_features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -24,8 +29,25 @@ ROOT = Path(__file__).resolve().parents[1]
 NSE_DIR = ROOT.parent / "shared" / "data" / "nse_daily"
 SAMPLE_DIR = ROOT / "data" / "sample" / "prices"
 PARAMETERS = ROOT / "conf" / "base" / "parameters_drift.yml"
+METHODS = ("ks", "calibrated")
 CRASH_DATE = "2020-03-17"
-CALM_DATES = ["2019-07-15", "2019-11-15", "2021-11-15", "2022-08-16", "2023-06-15", "2023-11-15"]
+# issue 7's calm dates, then others in years it did not look at
+CALM_DATES = [
+    "2019-07-15",
+    "2019-11-15",
+    "2021-11-15",
+    "2022-08-16",
+    "2023-06-15",
+    "2023-11-15",
+    "2018-07-16",
+    "2019-02-15",
+    "2021-02-15",
+    "2021-08-16",
+    "2022-11-15",
+    "2024-01-15",
+]
+GARCH = {"omega_share": 1 - 0.07 - 0.91, "alpha": 0.07, "beta": 0.91, "df": 5, "vol": 0.019}
+IID_VOL = 0.015
 RUN_CONTEXT = {"run_id": "benchmark", "started_at": "2024-01-01T00:00:00+00:00"}
 
 
@@ -34,42 +56,64 @@ def features_of(prices: pd.DataFrame) -> pd.DataFrame:
     return compute_features(prices, {"indicators": SEED_INDICATORS})
 
 
-def simulate_market(
-    tickers: int, sessions: int, vol_factor: float, seed: int, garch: bool
-) -> pd.DataFrame:
-    """Features of a seeded market of Gaussian GARCH(1,1) or iid returns, the last 7 scaled."""
-    rng = np.random.default_rng(seed)
-    shocks = rng.standard_normal((sessions, tickers))
-    sigma = np.full(tickers, 0.015)
+def simulate_returns(
+    tickers: int, sessions: int, garch: bool, rng: np.random.Generator
+) -> np.ndarray:
+    """Daily returns, sessions x tickers: iid normal, or GARCH(1,1) with Student-t shocks."""
+    if not garch:
+        return rng.normal(0, IID_VOL, size=(sessions, tickers))
+    df = GARCH["df"]
+    shocks = rng.standard_t(df, size=(sessions, tickers)) / np.sqrt(df / (df - 2))
+    variance = np.full(tickers, GARCH["vol"] ** 2)
+    omega = GARCH["omega_share"] * GARCH["vol"] ** 2
     returns = np.empty_like(shocks)
-    omega, alpha, beta = 0.015**2 * 0.03, 0.08, 0.89
     for day in range(sessions):
-        returns[day] = sigma * shocks[day]
-        if garch:
-            sigma = np.sqrt(omega + alpha * returns[day] ** 2 + beta * sigma**2)
-    returns[-7:] *= vol_factor
+        returns[day] = np.sqrt(variance) * shocks[day]
+        variance = omega + GARCH["alpha"] * returns[day] ** 2 + GARCH["beta"] * variance
+    return returns
+
+
+def market_features(returns: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Features of a market whose close-to-close returns are the given sessions x tickers."""
+    sessions, tickers = returns.shape
     closes = 100 * np.cumprod(1 + returns, axis=0)
     opens = np.vstack([np.full(tickers, 100.0), closes[:-1]])
     spread = 1 + np.abs(rng.normal(0, 0.005, size=(sessions, tickers)))
-    dates = pd.bdate_range("2018-01-01", periods=sessions)
-    frames = [
-        features_of(
-            pd.DataFrame(
-                {
-                    "ticker": f"SIM{i:03d}.NS",
-                    "date": dates,
-                    "open": opens[:, i],
-                    "high": np.maximum(opens[:, i], closes[:, i]) * spread[:, i],
-                    "low": np.minimum(opens[:, i], closes[:, i]) / spread[:, i],
-                    "close": closes[:, i],
-                    "adj_close": closes[:, i],
-                    "volume": rng.integers(100_000, 1_000_000, size=sessions).astype("float64"),
-                }
-            )
+    return features_of(
+        pd.DataFrame(
+            {
+                "ticker": np.repeat([f"SIM{i:03d}.NS" for i in range(tickers)], sessions),
+                "date": np.tile(pd.bdate_range("2018-01-01", periods=sessions), tickers),
+                "open": opens.T.ravel(),
+                "high": (np.maximum(opens, closes) * spread).T.ravel(),
+                "low": (np.minimum(opens, closes) / spread).T.ravel(),
+                "close": closes.T.ravel(),
+                "adj_close": closes.T.ravel(),
+                "volume": rng.integers(100_000, 1_000_000, size=sessions * tickers).astype(float),
+            }
         )
-        for i in range(tickers)
-    ]
-    return pd.concat(frames, ignore_index=True)
+    )
+
+
+def shocked_market(
+    tickers: int, sessions: int, garch: bool, shocked: np.ndarray, shock: str, seed: int
+) -> pd.DataFrame:
+    """A market whose `shocked` tickers get `shock` in the last 7 sessions (none: a calm market)."""
+    rng = np.random.default_rng(seed)
+    returns = simulate_returns(tickers, sessions, garch, rng)
+    scale = returns[:-7].std(axis=0)
+    if shock == "volatility x3":
+        returns[-7:, shocked] *= 3
+    elif shock == "mean +2 sd/day":
+        returns[-7:, shocked] += 2 * scale[shocked]
+    return market_features(returns, rng)
+
+
+def decisions(features: pd.DataFrame, params: dict, method: str, **as_of) -> pd.Series:
+    """Each tested (as_of, ticker)'s decision: did the ticker drift."""
+    results = detect_drift(features, {}, {**params, "method": method, **as_of}, RUN_CONTEXT)
+    tested = results[results["ticker_p_value"].notna()]
+    return tested.groupby(["as_of", "ticker"])["ticker_drift"].first()
 
 
 def read_prices(path: Path) -> pd.DataFrame:
@@ -95,92 +139,115 @@ def real_market(folder: Path) -> pd.DataFrame:
     )
 
 
-def share_flagged(
-    features: pd.DataFrame, params: dict, method: str, as_of: str | None
-) -> tuple[float, int]:
-    """Share of tested tickers with at least one drifted feature, and how many were tested.
+def simulated_rows(args: argparse.Namespace, params: dict) -> list[tuple[str, str, dict]]:
+    """(scenario, goal, share flagged per method) for the simulated markets."""
+    rows = []
+    half = np.arange(args.tickers) < args.tickers // 2
+    for garch in (False, True):
+        kind = "GARCH(1,1)-t" if garch else "iid normal"
+        for shock, goal in (("volatility x3", ">= 90%"), ("mean +2 sd/day", ">= 80%")):
+            market = shocked_market(args.tickers, args.sessions, garch, half, shock, args.seed)
+            shares = {"calm": {}, "shocked": {}}
+            for method in METHODS:
+                flagged = decisions(market, params, method).droplevel("as_of")
+                is_shocked = flagged.index.isin(market["ticker"].unique()[half])
+                shares["calm"][method] = flagged[~is_shocked].mean()
+                shares["shocked"][method] = flagged[is_shocked].mean()
+            label = f"{kind}, half {shock}"
+            rows.append((f"{label}: calm half", "<= 5%", shares["calm"]))
+            rows.append((f"{label}: shocked half", goal, shares["shocked"]))
+        calm = shocked_market(
+            args.tickers, args.sessions, garch, ~half & half, "none", args.seed + 1
+        )
+        every = {
+            method: decisions(calm, params, method, as_of_start="2000-01-01").mean()
+            for method in METHODS
+        }
+        rows.append((f"{kind}, no shock: every session replayed", "<= 5%", every))
+        detected = {method: [] for method in METHODS}
+        for repeat in range(args.repeats):
+            alone = np.arange(args.tickers) == repeat % args.tickers
+            market = shocked_market(
+                args.tickers, args.sessions, garch, alone, "volatility x3", args.seed + 100 + repeat
+            )
+            for method in METHODS:
+                flagged = decisions(market, params, method).droplevel("as_of")
+                detected[method].append(flagged[market["ticker"].unique()[alone][0]])
+        rows.append(
+            (
+                f"{kind}, one ticker x3 among calm ({args.repeats} markets)",
+                ">= 90%",
+                {method: np.mean(values) for method, values in detected.items()},
+            )
+        )
+    return rows
 
-    A ticker with too little history for any test counts neither way, so a date early in the
-    data cannot pass the calm goal by testing nothing.
-    """
-    results = detect_drift_node(
-        features, {}, {**params, "method": method, "as_of": as_of}, RUN_CONTEXT
+
+def real_rows(folder: Path, params: dict) -> list[tuple[str, str, dict]]:
+    """(scenario, goal, share flagged per method) on real prices: crash, calm dates, every session."""
+    real = real_market(folder)
+    first, last = real["date"].min(), real["date"].max()
+    replayed = {
+        method: decisions(real, params, method, as_of_start=str(first.date())) for method in METHODS
+    }
+    calm = [pd.Timestamp(day) for day in CALM_DATES if pd.Timestamp(day) <= last]
+    rows = []
+    if first <= pd.Timestamp(CRASH_DATE) <= last:
+        crash = {m: replayed[m].xs(pd.Timestamp(CRASH_DATE)).mean() for m in METHODS}
+        rows.append((f"{folder.name}: COVID crash {CRASH_DATE}", ">= 90%", crash))
+    tested = replayed["calibrated"].index.get_level_values("as_of").unique()
+    calm = [tested[tested <= day].max() for day in calm if tested.min() <= day]
+    for day in calm:  # a calm date that is not a session is decided as of the session before it
+        shares = {m: replayed[m].xs(day).mean() for m in METHODS}
+        rows.append((f"{folder.name}: calm {day.date()}", "<= 5%", shares))
+    if calm:
+        mean = {m: np.mean([row[2][m] for row in rows[-len(calm) :]]) for m in METHODS}
+        rows.append((f"{folder.name}: the {len(calm)} calm dates, mean", "<= 5%", mean))
+    every = {m: replayed[m].mean() for m in METHODS}
+    rows.append(
+        (f"{folder.name}: every session {first.year}-{last.year} (events included)", "-", every)
     )
-    tested = results[results["p_value"].notna()]
-    flagged = tested.groupby("ticker")["drift"].any()
-    return (flagged.mean() if len(flagged) else float("nan")), len(flagged)
+    return rows
 
 
-def _percent(share: float) -> str:
-    """A share as a percentage, or `untested` when no ticker had enough history."""
-    return "untested" if np.isnan(share) else f"{share:.1%}"
-
-
-def scan_dates(features: pd.DataFrame, every: int, skip: int) -> list[str]:
-    """Every `every`-th session of the data after the first `skip` (enough history to test)."""
-    sessions = np.sort(features["date"].unique())[skip::every]
-    return [str(pd.Timestamp(day).date()) for day in sessions]
+def replay_seconds(params: dict, seed: int) -> dict:
+    """Wall seconds per method to replay two years (500 sessions) of 60 GARCH-t tickers."""
+    market = shocked_market(60, 600, True, np.zeros(60, dtype=bool), "none", seed)
+    start = str(np.sort(market["date"].unique())[-500])[:10]
+    seconds = {}
+    for method in METHODS:
+        started = time.perf_counter()
+        detect_drift(market, {}, {**params, "method": method, "as_of_start": start}, RUN_CONTEXT)
+        seconds[method] = time.perf_counter() - started
+    return seconds
 
 
 def main() -> None:
-    """Print the flagged shares of both methods for every scenario, with the goal of each."""
+    """Print one table: each scenario's share of tickers flagged by each method, with its goal."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tickers", type=int, default=200)
-    parser.add_argument("--sessions", type=int, default=750)
+    parser.add_argument("--tickers", type=int, default=300)
+    parser.add_argument("--sessions", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=100, help="markets with one shocked ticker")
     parser.add_argument(
         "--real", type=Path, help=f"folder of yfinance CSVs (default {NSE_DIR}, else the sample)"
     )
-    parser.add_argument(
-        "--scan-every", type=int, default=20, help="also scan every n-th real session (0: off)"
-    )
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", message="ks_2samp: Exact calculation unsuccessful")
     params = yaml.safe_load(PARAMETERS.read_text())["drift"]
     folder = args.real or (NSE_DIR if NSE_DIR.exists() else SAMPLE_DIR)
-    real = real_market(folder)
-    first, last = real["date"].min(), real["date"].max()
-    scenarios = []
-    for garch in (False, True):
-        kind = "GARCH(1,1)" if garch else "iid"
-        for factor, goal in ((1.0, "<= 5%"), (3.0, ">= 90%")):
-            market = simulate_market(args.tickers, args.sessions, factor, seed=7, garch=garch)
-            label = f"simulated {kind}, {'no change' if factor == 1 else 'volatility x3'}"
-            scenarios.append((label, market, None, goal))
-    real_days = [(CRASH_DATE, "COVID crash", ">= 90%")] + [
-        (day, "calm", "<= 5%") for day in CALM_DATES
-    ]
-    scenarios += [
-        (f"real {folder.name}, {day} ({kind})", real, day, goal)
-        for day, kind, goal in real_days
-        if first <= pd.Timestamp(day) <= last  # a date past the data would test its last date
-    ]
-    # tested: tickers with enough history for the calibrated test (ks needs only the windows)
-    print(f"{'scenario':<50} {'tested':>7} {'goal':>7} {'ks (seed)':>10} {'calibrated':>11}")
-    started, runs = time.perf_counter(), 0
-    for label, market, as_of, goal in scenarios:
-        (ks, _), (calibrated, tested) = (
-            share_flagged(market, params, method, as_of) for method in ("ks", "calibrated")
-        )
-        runs += 2
-        print(f"{label:<50} {tested:>7} {goal:>7} {_percent(ks):>10} {_percent(calibrated):>11}")
-    if args.scan_every:
-        # every date, crashes included: how often each method alarms on real data at large
-        skip = params["baseline_window"] + 2 * params["current_window"] + params["min_history"]
-        days = scan_dates(real, args.scan_every, skip)
-        shares = {
-            method: pd.Series([share_flagged(real, params, method, day)[0] for day in days])
-            for method in ("ks", "calibrated")
-        }
-        runs += 2 * len(days)
-        for name, statistic in (
-            ("mean share flagged", lambda share: share.mean()),
-            ("dates with > 5% flagged", lambda share: (share > 0.05).mean()),
-        ):
-            label = f"real {folder.name}, {len(days)} dates: {name}"
-            print(
-                f"{label:<50} {real['ticker'].nunique():>7} {'-':>7} "
-                f"{statistic(shares['ks']):>10.1%} {statistic(shares['calibrated']):>11.1%}"
-            )
-    print(f"({time.perf_counter() - started:.1f}s for {runs} drift runs)")
+    started = time.perf_counter()
+    rows = simulated_rows(args, params) + real_rows(folder, params)
+    print(
+        f"seed {args.seed}, {args.tickers} tickers x {args.sessions} sessions per simulated market"
+    )
+    print(f"{'scenario':<62} {'goal':>7} {'ks (seed)':>10} {'calibrated':>11}")
+    for label, goal, shares in rows:
+        print(f"{label:<62} {goal:>7} {shares['ks']:>10.1%} {shares['calibrated']:>11.1%}")
+    seconds = replay_seconds(params, args.seed)
+    label = "replay: 500 sessions x 60 tickers in one run, seconds"
+    print(f"{label:<62} {'seconds':>7} {seconds['ks']:>10.1f} {seconds['calibrated']:>11.1f}")
+    print(f"({time.perf_counter() - started:.0f}s)")
 
 
 if __name__ == "__main__":

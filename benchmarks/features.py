@@ -19,6 +19,8 @@ from stock_pipeline.datasets import DeltaTableDataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SEED_INDICATORS, print_table, project_copy, synthetic_prices, timed_child
 
+from stock_pipeline.pipelines.features.indicators import build_indicators
+
 
 def seed_way(source: Path, target: Path) -> None:
     """The seed's implementation: per ticker, pandas rolling and ewm, concatenated."""
@@ -53,16 +55,7 @@ def floor_way(source: Path, target: Path) -> None:
     close = table.column("close").to_numpy()
     starts = np.flatnonzero(np.r_[True, tickers[1:] != tickers[:-1]])
     ends = np.r_[starts[1:], len(tickers)]
-    names = [
-        "daily_return",
-        "sma_20",
-        "sma_50",
-        "rsi_14",
-        "macd",
-        "macd_signal",
-        "macd_hist",
-        "volatility",
-    ]
+    names = [name for indicator in build_indicators(SEED_INDICATORS) for name in indicator.columns]
     out = {name: np.empty(len(close)) for name in names}
     for start, end in zip(starts, ends, strict=True):
         c = close[start:end]

@@ -71,11 +71,21 @@ def test_daily_run_writes_every_layer(daily_run: Path):
     quality = json.loads((daily_run / "data/08_reporting/quality/quality_report.json").read_text())
     assert quality["summary"]["tickers_ok"] == 8
     quarantine = pd.read_parquet(daily_run / "data/02_intermediate/quarantine.parquet")
-    assert set(quarantine["rule"]) == {"non_trading_day"}  # the Muhurat sessions
+    assert quarantine.empty  # the weekend Muhurat sessions are special sessions, not off days
+    special = features.loc[features["is_special_session"]].groupby("date").size()
+    assert special.to_dict() == {pd.Timestamp("2019-10-27"): 8, pd.Timestamp("2020-11-14"): 8}
     drift = pd.read_parquet(daily_run / "data/08_reporting/drift/drift_results.parquet")
     assert set(drift["ticker"]) == set(features["ticker"])
     reports = {p.name for p in (daily_run / "data/08_reporting/reports").glob("*.html")}
-    assert {"quality_report.html", "drift_report.html"} <= reports
+    assert {"quality_report.html", "drift_report.html", "model_report.html"} <= reports
+    training = json.loads((daily_run / "data/08_reporting/training/metrics.json").read_text())
+    assert training["model_version"] == 1 and training["promoted"] is True
+    records = [
+        json.loads(p.read_text()) for p in (daily_run / "data/08_reporting/runs").glob("*.json")
+    ]
+    (record,) = [r for r in records if "features" in r.get("versions", {})]
+    # a model's data_version is the gold version the run wrote, as the API's X-Data-Version names it
+    assert training["data_version"] == str(record["versions"]["features"])
     assert "ingestion of 8 tickers" in (daily_run / "logs/pipeline.log").read_text()
 
 
@@ -85,8 +95,12 @@ def test_daily_run_fills_the_embedded_database(daily_run: Path):
     with engine.connect() as connection:
         rows = connection.execute(text("select count(*) from stock_features")).scalar_one()
         latest = connection.execute(text("select count(*) from latest_stock_data")).scalar_one()
+        special = connection.execute(
+            text("select count(*) from stock_features where is_special_session")
+        ).scalar_one()
     assert rows == len(features)
     assert latest == 8
+    assert special == features["is_special_session"].sum() == 16  # two Muhurat sessions
 
 
 def test_stages_run_alone_and_a_rerun_adds_nothing(daily_run: Path):
@@ -119,6 +133,13 @@ def test_viz_build_places_every_dataset_in_its_layer(daily_run: Path):
     layers = {node["name"]: node.get("layer") for node in graph["nodes"] if node["type"] == "data"}
     assert (daily_run / "build/index.html").exists()
     assert "circular" not in result.stdout + result.stderr
-    assert graph["layers"] == ["raw", "intermediate", "primary", "feature", "reporting"]
+    assert graph["layers"] == [
+        "raw",
+        "intermediate",
+        "primary",
+        "feature",
+        "model_input",
+        "reporting",
+    ]
     assert layers["features"] == "feature"
     assert layers["quarantine"] == "intermediate"

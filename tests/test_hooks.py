@@ -2,6 +2,11 @@
 row, even when it fails."""
 
 import json
+import os
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +19,9 @@ from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 
 from stock_pipeline.contract import PIPELINE_RUNS
-from stock_pipeline.db import at_head, connect, create_db_engine
+from stock_pipeline.db import at_head, connect, create_db_engine, upgrade_database
 from stock_pipeline.hooks import DatabaseHooks, RunRecordHooks
+from stock_pipeline.run_store import RunStore, process_identity
 
 REPORT = {
     "tickers": {
@@ -95,8 +101,11 @@ NODES = [
 ]
 
 
-def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
+def test_a_run_leaves_a_json_record_and_a_row(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     url = "sqlite:///data/runs.db"
+    caplog.set_level("INFO", logger="stock_pipeline")
     run(tmp_path, NODES, RunRecordHooks(db_url=url), url)
     record = record_file(tmp_path)
     assert record["status"] == "success"
@@ -121,6 +130,7 @@ def test_a_run_leaves_a_json_record_and_a_row(tmp_path: Path) -> None:
     assert (row["status"], row["tickers_ok"], row["tickers_failed"]) == ("success", 4, 1)
     assert row["rows_out"] == 11
     assert row["record"]["nodes"]["clean_node"]["rows_out"] == 5
+    assert "clean_node: 6 rows in, 5 rows out" in caplog.text  # the console's line per node
 
 
 @pytest.mark.filterwarnings("ignore:One or more dataset names contain")  # as namespaces name them
@@ -178,3 +188,119 @@ def test_records_go_to_postgresql(tmp_path: Path, pg_url: str) -> None:
     assert row["status"] == "success"
     assert row["started_at"].tzinfo is not None
     assert row["record"]["tickers"]["failed"] == {"BAD.NS": "empty file"}
+
+
+KILLED_RUN = """
+import sys, time
+from kedro.io import DataCatalog
+from stock_pipeline.hooks import RunRecordHooks
+hooks = RunRecordHooks(db_url=sys.argv[2])
+params = {"run_id": "killed-run", "project_path": sys.argv[1]}
+hooks.before_pipeline_run(run_params=params, catalog=DataCatalog())
+print("running", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_killed_run_is_abandoned_by_the_next_run(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/runs.db"
+    upgrade_database(url)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, tmp_path.as_posix(), url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines = iter(process.stdout.readline, "")  # Kedro's logging may print first
+    assert any(line.strip() == "running" for line in lines)
+    process.kill()  # SIGKILL: no hook gets to close the record
+    process.wait()
+    killed = tmp_path / "data/08_reporting/runs/killed-run.json"
+    assert json.loads(killed.read_text())["status"] == "running"
+
+    run(tmp_path, NODES, RunRecordHooks(db_url=url), url)
+
+    record = json.loads(killed.read_text())
+    assert record["status"] == "abandoned"
+    assert f"pid {process.pid}" in record["error"]
+    assert record["abandoned_by"] == "2026-11-25T18.00.00.000Z"
+    rows = {row["run_id"]: row for row in stored_rows(url)}
+    assert rows["killed-run"]["status"] == "abandoned"
+    assert rows["2026-11-25T18.00.00.000Z"]["status"] == "success"
+
+
+def _running(run_id: str, host: str, pid: int, hours_ago: float) -> dict[str, Any]:
+    """A running record as a run stores it when it starts."""
+    started = datetime.now(UTC) - timedelta(hours=hours_ago)
+    return {
+        "run_id": run_id,
+        "pipeline": "daily",
+        "env": "local",
+        "status": "running",
+        "started_at": started.isoformat(),
+        "pid": pid,
+        "host": host,
+        "process": process_identity(pid) if host == socket.gethostname() else None,
+    }
+
+
+def test_only_runs_that_cannot_finish_are_abandoned(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/runs.db"
+    upgrade_database(url)
+    store = RunStore(tmp_path / "runs", url)
+    here = socket.gethostname()
+    records = [
+        _running("alive-here", here, os.getpid(), hours_ago=30),  # too old, by the limit
+        _running("alive-recent", here, os.getpid(), hours_ago=1),
+        _running("other-host-recent", "elsewhere", 1, hours_ago=1),
+        _running("other-host-old", "elsewhere", 1, hours_ago=30),
+        _running("current", here, 999_999_999, hours_ago=0),  # the run doing the check
+    ]
+    for record in records:
+        store.save(record)
+    (tmp_path / "runs/other-host-old.json").unlink()  # only its row is left: still found
+    abandoned = store.abandon_orphans("current", datetime.now(UTC), timedelta(hours=24))
+    assert sorted(abandoned) == ["alive-here", "other-host-old"]
+    statuses = {row["run_id"]: row["status"] for row in stored_rows(url)}
+    assert statuses == {
+        "alive-here": "abandoned",
+        "alive-recent": "running",
+        "other-host-recent": "running",
+        "other-host-old": "abandoned",
+        "current": "running",
+    }
+    assert json.loads((tmp_path / "runs/other-host-old.json").read_text())["status"] == "abandoned"
+
+
+def test_a_dead_pid_on_this_host_is_abandoned_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/runs.db"
+    upgrade_database(url)
+    store = RunStore(tmp_path / "runs", url)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.save(_running("dead", socket.gethostname(), dead.pid, hours_ago=0))
+    assert store.abandon_orphans("next", datetime.now(UTC), timedelta(hours=24)) == ["dead"]
+
+
+def test_records_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/runs.db"
+    upgrade_database(url)
+    store = RunStore(tmp_path / "runs", url)
+    old, recent = datetime(2024, 1, 1, tzinfo=UTC), datetime.now(UTC)
+    for run_id, started in (("old-run", old), ("recent-run", recent)):
+        store.save(
+            {
+                "run_id": run_id,
+                "pipeline": "daily",
+                "status": "success",
+                "started_at": started.isoformat(),
+                "finished_at": started.isoformat(),
+            }
+        )
+    os.utime(tmp_path / "runs/old-run.json", (old.timestamp(), old.timestamp()))
+
+    assert store.prune(recent - timedelta(days=365)) == 1
+
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["recent-run.json"]
+    assert [row["run_id"] for row in stored_rows(url)] == ["recent-run"]

@@ -35,7 +35,8 @@ def catalog_with(tmp_path, schema: str) -> DataCatalog:
 def features_of(prices: pd.DataFrame, rsi: list[float]) -> pd.DataFrame:
     """Prices plus the contract's indicator columns (values irrelevant except rsi_14)."""
     indicators = ["daily_return", "sma_20", "sma_50", "macd", "macd_signal", "macd_hist"]
-    return prices.assign(**dict.fromkeys(indicators, 0.0), rsi_14=rsi, volatility=0.01)
+    flags = {"is_special_session": False}
+    return prices.assign(**dict.fromkeys(indicators, 0.0), rsi_14=rsi, volatility=0.01, **flags)
 
 
 def test_valid_prices_are_saved(tmp_path):

@@ -58,6 +58,7 @@ def run_component(run: RunSummary | None) -> HealthComponent:
         RunStatus.SUCCESS: ("ok", 1.0),
         RunStatus.RUNNING: ("ok", 1.0),
         RunStatus.FAILED: ("down", 0.0),
+        RunStatus.ABANDONED: ("down", 0.0),
     }
     state, score = scores.get(run.status, ("unknown", 0.0))
     return HealthComponent(status=state, score=score, detail=f"{run.run_id}: {run.status}")
@@ -71,7 +72,7 @@ def run_component(run: RunSummary | None) -> HealthComponent:
 def system_health(services: ServicesDep) -> Any:
     """Data freshness against the NSE calendar, database status, last run and a 0-100 score."""
     now = datetime.now(UTC)
-    snapshot = services.store.features.get()
+    snapshot = services.store.features.snapshot()
     fresh = freshness(snapshot.last_date if snapshot else None, now)
     max_hours = services.config.max_staleness_hours
     database, last_run = database_check(services)
@@ -120,6 +121,8 @@ def run_metrics(runs: list[RunSummary]) -> PipelineMetrics:
     return PipelineMetrics(
         runs=len(runs),
         finished_runs=len(finished),
+        running_runs=sum(r.status == RunStatus.RUNNING for r in runs),
+        abandoned_runs=sum(r.status == RunStatus.ABANDONED for r in runs),
         success_rate=(
             round(sum(r.status == RunStatus.SUCCESS for r in finished) / len(finished), 4)
             if finished

@@ -6,17 +6,20 @@ import contextlib
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
 from api.models import LatestBars
-from api.services import API_KEY_HEADER, Services, key_matches
+from api.security import API_KEY_HEADER, key_name
+from api.services import Services
 
 router = APIRouter(tags=["stream"])
 
 
 def latest_bars(services: Services) -> LatestBars:
     """The current snapshot's last row per ticker (empty before the pipeline has run)."""
-    snapshot = services.store.features.get()
+    snapshot = services.store.features.snapshot()
     if snapshot is None:
-        return LatestBars(last_date=None, bars=[])
-    return LatestBars(last_date=snapshot.last_date, bars=snapshot.latest())
+        return LatestBars(version=None, last_date=None, bars=[])
+    return LatestBars(
+        version=snapshot.version, last_date=snapshot.last_date, bars=snapshot.latest()
+    )
 
 
 async def wait_for_change_or_close(websocket: WebSocket, change: asyncio.Event) -> bool:
@@ -35,7 +38,8 @@ async def wait_for_change_or_close(websocket: WebSocket, change: asyncio.Event) 
 async def stream_latest(websocket: WebSocket) -> None:
     """Send the latest bars on connect and after every reload of the feature dataset."""
     services: Services = websocket.app.state.services
-    if not key_matches(websocket.headers.get(API_KEY_HEADER), services.config.api_key):
+    keys = services.config.api_keys
+    if keys and key_name(websocket.headers.get(API_KEY_HEADER), keys) is None:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
         return
     await websocket.accept()

@@ -6,6 +6,7 @@ frozen snapshots of the schema and do not import this module; a test checks that
 migrated to head matches `METADATA`.
 """
 
+import hashlib
 import re
 import zlib
 from dataclasses import dataclass
@@ -25,7 +26,16 @@ BAR_VALUES = (*PRICE_VALUES, "volume")  # every number of a bar
 CORPORATE_ACTIONS = ("dividends", "stock_splits")
 BRONZE_COLUMNS = ("date", *BAR_VALUES, *CORPORATE_ACTIONS)  # a source's bars, one file per ticker
 PRICES_COLUMNS = (*KEY, *BAR_VALUES)  # `prices` (primary) and the first columns of silver and gold
-FLAG_COLUMNS = ("is_filled", "is_outlier", "is_ghost_bar", "is_suspected_split")
+# a session of conf/base/calendar.yml's special_sessions (Muhurat, Budget day...): a clean bar
+SPECIAL_SESSION_FLAG = "is_special_session"
+SESSION_FLAG_COLUMNS = (SPECIAL_SESSION_FLAG,)
+FLAG_COLUMNS = (
+    "is_filled",
+    "is_outlier",
+    "is_ghost_bar",
+    "is_suspected_split",
+    *SESSION_FLAG_COLUMNS,
+)
 SILVER_COLUMNS = (*PRICES_COLUMNS, *FLAG_COLUMNS)  # `clean_prices`
 # `features` (gold) starts with these; further configured indicators follow
 INDICATOR_BASE_COLUMNS = (
@@ -39,6 +49,7 @@ INDICATOR_BASE_COLUMNS = (
     "volatility",
 )
 FEATURES_BASE_COLUMNS = (*PRICES_COLUMNS, *INDICATOR_BASE_COLUMNS)
+# gold ends with the session flags, after any further configured indicators
 RAW_COLUMNS = tuple(f"raw_{column}" for column in ("date", *BAR_VALUES))  # bronze text as read
 QUARANTINE_COLUMNS = (
     "ticker",
@@ -51,6 +62,34 @@ QUARANTINE_COLUMNS = (
     "quarantined_at",
 )
 QUARANTINE_KEY = ("ticker", "raw_date", "stage", "rule", *RAW_COLUMNS[1:])
+# `drift_results`: one row per (as_of, ticker, feature); `drift` is the feature's final decision
+# (its ticker drifted and it drove that), `ticker_p_value` the ticker's combined p-value
+DRIFT_RESULT_COLUMNS = (
+    "as_of",
+    "ticker",
+    "feature",
+    "method",
+    "statistic",
+    "p_value",
+    "alpha",
+    "baseline_sample_size",
+    "current_sample_size",
+    "drift",
+    "ticker_p_value",
+    "ticker_drift",
+    "driver",
+    "run_id",
+)
+
+
+# --- versions --------------------------------------------------------------------------------
+def fingerprint_features(features: pd.DataFrame) -> str:
+    """A features frame's content fingerprint: the data version of a frame that comes from no
+    Delta table (a Parquet file, a test's frame); the gold table's own version names it otherwise
+    (training's data_version, the API's X-Data-Version)."""
+    ordered = features.sort_values(list(KEY), kind="stable", ignore_index=True)
+    hashes = pd.util.hash_pandas_object(ordered, index=False).to_numpy()
+    return "features-sha256:" + hashlib.sha256(hashes.tobytes()).hexdigest()[:16]
 
 
 # --- table layout of silver, primary and gold --------------------------------------------------
@@ -74,7 +113,10 @@ class TickerStatus(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
-    REFRESHED = "refreshed"  # a corporate action: the whole history was refetched
+    REFRESHED = "refreshed"  # the whole history was refetched: a corporate action, or `refetch`
+    BACKFILLED = (
+        "backfilled"  # bars before the first stored one were fetched (start_date moved earlier)
+    )
     FAILED = "failed"
     OK = "ok"
 
@@ -85,6 +127,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+    ABANDONED = "abandoned"  # its process died while running (killed, OOM, reboot)
 
 
 FINISHED_RUN_STATUSES = (RunStatus.SUCCESS, RunStatus.FAILED)
@@ -115,6 +158,10 @@ def _bar_table(name: str, time_column: sa.Column, index_prefix: str) -> sa.Table
         sa.Column("adj_close", sa.DOUBLE_PRECISION),
         sa.Column("volume", sa.BigInteger, nullable=False),
         *(sa.Column(column, sa.DOUBLE_PRECISION) for column in INDICATOR_BASE_COLUMNS),
+        *(
+            sa.Column(flag, sa.Boolean, nullable=False, server_default=sa.false())
+            for flag in SESSION_FLAG_COLUMNS
+        ),
         # stamped by the database (defaults and an update trigger, defined by the migrations)
         sa.Column("created_at", _STAMP, nullable=False),
         sa.Column("updated_at", _STAMP, nullable=False),
@@ -151,6 +198,12 @@ MODEL_HEALTH_ALERTS = sa.Table(
     sa.Column("detected_at", _STAMP, nullable=False),  # stamped by the database on insert
     sa.UniqueConstraint("ticker", "feature", "as_of", name="uq_alerts_ticker_feature_as_of"),
 )
+# what the drift pipeline writes to model_health_alerts (the database adds id and detected_at)
+DRIFT_ALERT_COLUMNS = tuple(
+    column.name
+    for column in MODEL_HEALTH_ALERTS.columns
+    if column.name not in {"id", "detected_at"}
+)
 sa.Index(
     "idx_alerts_ticker_detected",
     MODEL_HEALTH_ALERTS.c.ticker,
@@ -180,6 +233,19 @@ PIPELINE_RUNS = sa.Table(
     ),
 )
 sa.Index("idx_pipeline_runs_started", PIPELINE_RUNS.c.started_at.desc())
+
+# The tables that hold every configured feature column: the base ones above, plus one DOUBLE
+# PRECISION column per further indicator, added by the run that first computes it.
+FEATURE_TABLES = (STOCK_FEATURES.name, STOCK_FEATURES_INTRADAY.name)
+# Each ticker's latest row with every column of stock_features; PostgreSQL fixes a view's columns
+# when it is created, so the view is replaced whenever a column is added.
+LATEST_STOCK_DATA_VIEW = (
+    "latest_stock_data",
+    """SELECT s.*
+        FROM stock_features AS s
+        JOIN (SELECT ticker, MAX(date) AS date FROM stock_features GROUP BY ticker) AS latest
+          ON latest.ticker = s.ticker AND latest.date = s.date""",
+)
 
 
 # --- freshness -------------------------------------------------------------------------------

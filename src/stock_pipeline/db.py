@@ -1,13 +1,25 @@
 """Where the SQL database is, how to reach it and migrate it, and how to name it without leaking secrets."""
 
 import argparse
+import importlib.util
 import logging
 import os
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    DOUBLE_PRECISION,
+    URL,
+    Column,
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -19,19 +31,38 @@ from tenacity import (
     wait_exponential,
 )
 
+from stock_pipeline.contract import FEATURE_TABLES, LATEST_STOCK_DATA_VIEW, STOCK_FEATURES
+
 DB_URL_ENV = "STOCK_PIPELINE_DB_URL"
 DEFAULT_DB_URL = "sqlite:///data/stock_pipeline.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0003_stock_features_intraday"  # the newest migration; a test keeps this in step
+HEAD_REVISION = "0005_special_session_flag"  # the newest migration; a test keeps this in step
 
 logger = logging.getLogger(__name__)
 # Alembic's `context` is process-global: one migration at a time
 _migration_lock = threading.RLock()
 _SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+# PostgreSQL URLs without a driver (`postgresql://`, Heroku's `postgres://`) get the first installed
+# one; SQLAlchemy's own default (psycopg 3 since 2.1) is often not installed
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+POSTGRES_DRIVERS = ("psycopg2", "psycopg")
+# the module a driver imports -> the package that provides it
+DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary",
+    "psycopg": "psycopg[binary]",
+    "pg8000": "pg8000",
+    "asyncpg": "asyncpg",
+    "pymysql": "PyMySQL",
+    "mysqldb": "mysqlclient",
+}
 
 
 class DatabaseUnavailableError(ConnectionError):
     """The database did not answer after every retry (the message masks credentials)."""
+
+
+class DatabaseDriverMissingError(DatabaseUnavailableError):
+    """The URL needs a database driver that is not installed; the message names the package."""
 
 
 def database_url() -> str:
@@ -39,7 +70,7 @@ def database_url() -> str:
     return os.environ.get(DB_URL_ENV) or DEFAULT_DB_URL
 
 
-def mask_url(url: str) -> str:
+def mask_url(url: str | URL) -> str:
     """The URL with its password replaced by ***, safe for logs and errors."""
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -64,14 +95,44 @@ def resolve_db_url(url: str, project_path: Path) -> str:
     return parsed.set(database=absolute).render_as_string(hide_password=False)
 
 
-def create_db_engine(url: str) -> Engine:
-    """An unpooled engine; on SQLite, transactions take the write lock up front so writers queue."""
+def driver_url(url: str | URL) -> URL:
+    """The URL with a driver that is installed, so that every form users paste connects (query kept)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, poolclass=NullPool)
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in POSTGRES_SCHEMES:
+        chosen = driver or next(
+            (name for name in POSTGRES_DRIVERS if importlib.util.find_spec(name)),
+            POSTGRES_DRIVERS[0],
+        )
+        parsed = parsed.set(drivername=f"postgresql+{chosen}")
+    return parsed
+
+
+def _missing_driver(url: URL, error: ModuleNotFoundError) -> DatabaseDriverMissingError:
+    """The error that names the package to install for the URL's driver."""
+    module = (error.name or url.get_driver_name()).split(".")[0]
+    package = DRIVER_PACKAGES.get(module, module)
+    return DatabaseDriverMissingError(
+        f"The database URL {mask_url(url)} needs the Python driver {module!r}, which is not "
+        f"installed: pip install '{package}'"
+    )
+
+
+def create_db_engine(url: str | URL, **options: Any) -> Engine:
+    """The one way a URL becomes an engine: unpooled by default; SQLite writers lock up front to queue."""
+    parsed = driver_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite:
+        options.setdefault("connect_args", {"timeout": 60})
+    options.setdefault("poolclass", NullPool)
+    try:
+        engine = create_engine(parsed, **options)
+    except ModuleNotFoundError as error:
+        raise _missing_driver(parsed, error) from None
+    if not sqlite or parsed.query.get("mode") == "ro":
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
 
     @event.listens_for(engine, "connect")
     def _let_sqlalchemy_begin(dbapi_connection, _record) -> None:
@@ -161,6 +222,38 @@ def at_head(connection: Connection) -> bool:
         )
     connection.commit()
     return current == [HEAD_REVISION]
+
+
+def add_feature_columns(url: str, columns: list[str]) -> dict[str, list[str]]:
+    """Add to each feature table the configured feature columns it lacks (Alembic's add_column,
+    DOUBLE PRECISION, nullable); the columns added per table. Columns are never dropped: a
+    removed indicator keeps its column, which new rows leave empty."""
+    # imported here, as in apply_migrations: only a run with a new indicator pays for Alembic
+    from alembic.migration import MigrationContext  # noqa: PLC0415
+    from alembic.operations import Operations  # noqa: PLC0415
+
+    added: dict[str, list[str]] = {}
+    engine = create_db_engine(url)
+    try:
+        with connect(engine) as connection, connection.begin():
+            schema = inspect(connection)
+            for table in FEATURE_TABLES:
+                present = {column["name"] for column in schema.get_columns(table)}
+                missing = [column for column in columns if column not in present]
+                if not missing:
+                    continue
+                operations = Operations(MigrationContext.configure(connection))
+                for column in missing:
+                    operations.add_column(table, Column(column, DOUBLE_PRECISION))
+                added[table] = missing
+            if STOCK_FEATURES.name in added and connection.dialect.name == "postgresql":
+                name, query = LATEST_STOCK_DATA_VIEW
+                connection.exec_driver_sql(f"CREATE OR REPLACE VIEW {name} AS {query}")
+    finally:
+        engine.dispose()
+    for table, names in added.items():
+        logger.info("%s: added columns %s for newly configured indicators", table, names)
+    return added
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,32 +1,43 @@
-"""Kedro hooks: the run's identity, the database schema before any node, and the run's record."""
+"""Kedro hooks: the NSE calendar of the environment, the run's identity, the database schema before
+any node, and the run's record."""
 
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
 
+from stock_pipeline.configuration import configure_calendar
 from stock_pipeline.contract import RunStatus
 from stock_pipeline.db import (
     DatabaseUnavailableError,
+    add_feature_columns,
     database_url,
+    driver_url,
     mask_secrets,
     mask_url,
     resolve_db_url,
     upgrade_database,
 )
-from stock_pipeline.run_store import RUNS_DIR, RunStore
+from stock_pipeline.notify import Notifier, alert_for_saved, run_failed
+from stock_pipeline.pipelines.features.indicators import build_indicators
+from stock_pipeline.run_lock import DatabaseLock, FolderLock, Holder, RunLockedError
+from stock_pipeline.run_store import RUNS_DIR, RunStore, this_process
 
 logger = logging.getLogger(__name__)
 
 RUN_CONTEXT = "run_context"
 SQL_DATASET_TYPE = "SQLUpsertDataset"
+ABANDON_AFTER_HOURS = (
+    24.0  # a `running` record this old is abandoned even when its process is unknown
+)
 
 
 def make_run_context(
@@ -42,19 +53,45 @@ def _project_path(run_params: dict[str, Any]) -> Path:
     return Path(run_params.get("project_path") or Path.cwd())
 
 
+class CalendarHooks:
+    """Merge the environment's calendar.yml (special sessions, late holidays) into the NSE calendar."""
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        """Configure the calendar before any pipeline, dataset or node asks it about a day."""
+        configure_calendar(context.config_loader)
+
+
+def _database_url(run_params: dict[str, Any], db_url: str | None) -> str:
+    """The run's database URL, a relative SQLite path made absolute against the project."""
+    return resolve_db_url(db_url or database_url(), _project_path(run_params))
+
+
+def _writes_sql(pipeline: Pipeline, catalog: DataCatalog) -> bool:
+    """Whether any dataset of the pipeline is a SQL table."""
+    return any(SQL_DATASET_TYPE in (catalog.get_type(name) or "") for name in pipeline.datasets())
+
+
+def _parameter(catalog: DataCatalog, section: str, key: str, default: Any) -> Any:
+    """The parameter section.key, or default when the run has none."""
+    name = f"params:{section}.{key}"
+    return catalog.load(name) if name in catalog else default
+
+
 class RunContextHooks:
     """Put `run_context` in the catalog so that nodes stay pure and still know their run."""
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:
-        """Register the run context as a memory dataset before any node runs."""
+        """Fill in the run context before any node runs."""
         run_id = run_params.get("run_id") or run_params.get("session_id") or "unknown"
         context = make_run_context(str(run_id), env=run_params.get("env"))
-        catalog[RUN_CONTEXT] = MemoryDataset(context)
+        catalog.save(RUN_CONTEXT, context)  # the catalog declares it as a MemoryDataset
 
 
 class DatabaseHooks:
-    """Migrate the database once per run, before any node and before the run record is stored.
+    """Migrate the database once per run, after the run's lock, before any node and before the
+    run record is stored; then give the feature tables a column for every configured indicator.
 
     A run whose pipeline writes SQL fails at once when the database is unreachable; any other run
     only warns (its record then stays a JSON file).
@@ -63,42 +100,134 @@ class DatabaseHooks:
     def __init__(self, db_url: str | None = None):
         self._db_url = db_url
 
-    @hook_impl(tryfirst=True)
+    @hook_impl
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
         """Bring the schema to head (one query when it already is)."""
-        url = resolve_db_url(self._db_url or database_url(), _project_path(run_params))
-        writes_sql = any(
-            SQL_DATASET_TYPE in (catalog.get_type(name) or "") for name in pipeline.datasets()
-        )
+        url = _database_url(run_params, self._db_url)
+        writes_sql = _writes_sql(pipeline, catalog)
         try:
             upgrade_database(url, attempts=5 if writes_sql else 1)
         except DatabaseUnavailableError as error:
             if writes_sql:
                 raise
             logger.warning("Database %s not migrated: %s", mask_url(url), error)
+            return
+        features = _parameter(catalog, "features", "indicators", None)
+        if writes_sql and features:
+            add_feature_columns(url, [c for i in build_indicators(features) for c in i.columns])
+
+
+class RunLockHooks:
+    """One run at a time: the data folder's lock, and PostgreSQL's advisory lock when the run
+    writes SQL there. A run that cannot get them within `run.lock_timeout_seconds` exits with
+    status 75 and a message naming the holder, before anything else happens."""
+
+    LOCKED_EXIT_STATUS = 75  # EX_TEMPFAIL: try again later
+
+    def __init__(self, db_url: str | None = None):
+        self._db_url = db_url
+        self._locks: list[FolderLock | DatabaseLock] = []
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        """Take the locks, or stop the run without a traceback."""
+        holder = Holder.me(str(run_params.get("run_id") or "unknown"))
+        timeout = float(_parameter(catalog, "run", "lock_timeout_seconds", 0))
+        url = _database_url(run_params, self._db_url)
+        locks: list[FolderLock | DatabaseLock] = [FolderLock(_project_path(run_params))]
+        if driver_url(url).get_backend_name() == "postgresql" and _writes_sql(pipeline, catalog):
+            locks.append(DatabaseLock(url))
+        try:
+            for lock in locks:
+                lock.acquire(holder, timeout)
+                self._locks.append(lock)
+        except RunLockedError as error:
+            self._release()
+            logger.error("%s", error)
+            raise SystemExit(self.LOCKED_EXIT_STATUS) from None
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self) -> None:
+        """Let the locks go."""
+        self._release()
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self) -> None:
+        """Let the locks go."""
+        self._release()
+
+    def _release(self) -> None:
+        """Release every lock taken, newest first."""
+        while self._locks:
+            self._locks.pop().release()
+
+
+class NotificationHooks:
+    """Tell people what needs them (conf/local/notifications.yml): a failed run, stale data,
+    drift alerts, a retrain request. Sending never fails the run."""
+
+    def __init__(self) -> None:
+        self._notifier = Notifier([])
+        self._run: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        """Read the targets and events of the run's environment."""
+        try:
+            config = context.config_loader["notifications"].get("notifications") or {}
+            self._notifier = Notifier(config.get("targets") or [], config.get("events"))
+        except Exception as error:  # a broken alert config must not stop the pipeline
+            logger.warning("notifications: configuration not usable, no alerts: %s", error)
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        """Remember which run this is."""
+        self._run = run_params
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        """Alert on what a saved dataset says: stale tickers, drift alerts, a retrain request."""
+        alert = alert_for_saved(dataset_name, data, str(self._run.get("run_id")))
+        if alert is not None:
+            self._notifier.send(alert)
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any]) -> None:
+        """Alert that the run failed, and why."""
+        pipeline = ",".join(run_params.get("pipeline_names") or ["__default__"])
+        reason = mask_secrets(f"{type(error).__name__}: {error}")
+        self._notifier.send(run_failed(str(run_params.get("run_id")), pipeline, reason))
 
 
 class RunRecordHooks:
-    """Record each run (timings, rows, ticker outcomes) in data/08_reporting/runs and pipeline_runs."""
+    """Record each run in data/08_reporting/runs and pipeline_runs; abandon killed runs' records."""
 
-    def __init__(self, runs_dir: str = RUNS_DIR, db_url: str | None = None):
+    def __init__(
+        self,
+        runs_dir: str = RUNS_DIR,
+        db_url: str | None = None,
+        abandon_after_hours: float = ABANDON_AFTER_HOURS,
+    ):
         self._runs_dir = runs_dir
         self._db_url = db_url
+        self._abandon_after = timedelta(hours=abandon_after_hours)
         self._lock = threading.Lock()
         self._record: dict[str, Any] = {}
         self._node_started: dict[str, float] = {}
         self._store: RunStore | None = None
+        self._keep_days = 365.0
         self._catalog: DataCatalog | None = None
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after the lock and the migration
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:
-        """Open the run's record and store it as running."""
+        """Open the run's record, store it as running, and abandon the orphans of killed runs."""
         self._catalog = catalog
-        project_path = _project_path(run_params)
-        url = resolve_db_url(self._db_url or database_url(), project_path)
-        self._store = RunStore(project_path / self._runs_dir, url)
+        url = _database_url(run_params, self._db_url)
+        self._store = RunStore(_project_path(run_params) / self._runs_dir, url)
         self._node_started = {}
         self._record = {
             "run_id": str(run_params.get("run_id") or datetime.now(UTC).isoformat()),
@@ -112,9 +241,14 @@ class RunRecordHooks:
             "tickers": {"ok": [], "failed": {}},
             "versions": {},
             "error": None,
+            **this_process(),
             "_clock": time.perf_counter(),
         }
         self._store.save(self.record())
+        hours = _parameter(catalog, "run", "abandon_after_hours", None)
+        limit = timedelta(hours=float(hours)) if hours is not None else self._abandon_after
+        self._store.abandon_orphans(self._record["run_id"], self._record["started_at"], limit)
+        self._keep_days = float(_parameter(catalog, "run", "keep_records_days", 365))
 
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
@@ -134,6 +268,13 @@ class RunRecordHooks:
         with self._lock:
             entry = self._node_entry(node)
             entry.update(status="success", rows_out=_total_rows(outputs))
+            logger.info(
+                "%s: %s rows in, %s rows out, %.2f s",
+                node.name,
+                _count(entry["rows_in"]),
+                _count(entry["rows_out"]),
+                entry.get("duration_seconds") or 0.0,
+            )
             for data in outputs.values():
                 if isinstance(data, dict) and isinstance(data.get("ticker_outcomes"), dict):
                     self._record["tickers"] = data["ticker_outcomes"]
@@ -183,6 +324,7 @@ class RunRecordHooks:
             duration_seconds=round(time.perf_counter() - self._record["_clock"], 6),
         )
         self._store.save(self.record())
+        self._store.prune(self._record["finished_at"] - timedelta(days=self._keep_days))
 
     def record(self) -> dict[str, Any]:
         """The run record as stored: JSON-ready, with totals over the nodes."""
@@ -205,3 +347,8 @@ def _total_rows(datasets: dict[str, Any]) -> int | None:
     """Rows summed over the DataFrames among the datasets, None when there is none."""
     counts = [len(data) for data in datasets.values() if isinstance(data, pd.DataFrame)]
     return sum(counts) if counts else None
+
+
+def _count(rows: int | None) -> str:
+    """A row count with thousands separators, or - when the node moved no DataFrame."""
+    return "-" if rows is None else f"{rows:,}"

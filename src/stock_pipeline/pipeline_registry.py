@@ -10,6 +10,7 @@ from stock_pipeline.pipelines import (
     intraday,
     persistence,
     reporting,
+    training,
 )
 
 STAGES = {
@@ -19,6 +20,7 @@ STAGES = {
     "persistence": persistence,
     "drift": drift,
     "reporting": reporting,
+    "training": training,
 }
 
 

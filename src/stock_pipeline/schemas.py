@@ -52,6 +52,7 @@ class CleanPricesSchema(PricesSchema):
 
     is_filled: Series[bool]
     is_outlier: Series[bool]
+    is_special_session: Series[bool]  # a calendar.yml special session (Muhurat, Budget day...)
 
 
 class FeaturesSchema(PricesSchema):
@@ -65,6 +66,8 @@ class FeaturesSchema(PricesSchema):
     macd_signal: Series[float] = pa.Field(nullable=True, required=False)
     macd_hist: Series[float] = pa.Field(nullable=True, required=False)
     volatility: Series[float] = pa.Field(ge=0, nullable=True, required=False)
+    # compute_features always sets it; frames written before the calendar amendments lack it
+    is_special_session: Series[bool] = pa.Field(required=False)
 
     class Config:
         unique = None  # implied by the stricter, linear-time ordering check below

@@ -3,9 +3,23 @@
 from kedro.config import OmegaConfigLoader
 
 from stock_pipeline import configuration
-from stock_pipeline.hooks import DatabaseHooks, RunContextHooks, RunRecordHooks
+from stock_pipeline.hooks import (
+    CalendarHooks,
+    DatabaseHooks,
+    NotificationHooks,
+    RunContextHooks,
+    RunLockHooks,
+    RunRecordHooks,
+)
 
-HOOKS = (RunContextHooks(), DatabaseHooks(), RunRecordHooks())
+HOOKS = (
+    CalendarHooks(),
+    RunContextHooks(),
+    RunLockHooks(),
+    DatabaseHooks(),
+    RunRecordHooks(),
+    NotificationHooks(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = configuration.CONFIG_LOADER_ARGS

@@ -19,6 +19,7 @@ from api.main import create_app
 from stock_pipeline.contract import PIPELINE_RUNS, ticker_bucket
 from stock_pipeline.db import upgrade_database
 from stock_pipeline.trading_calendar import last_closed_session, nse_sessions
+from tests.api.training_outputs import write_training_outputs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TICKERS = ("BAJAJ-AUTO.NS", "INFY.NS", "M&M.NS")
@@ -209,6 +210,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_date: date) -
     (drift_dir / "recommendations.json").write_text(json.dumps(advice))
     url = f"sqlite:///{tmp_path / 'data/stock_pipeline.db'}"
     write_database(url, features)
+    write_training_outputs(tmp_path, features, TICKERS)
     monkeypatch.setenv("STOCK_PIPELINE_DB_URL", url)
     for name in ("STOCK_PIPELINE_API_KEY", "KEDRO_ENV", "STOCK_PIPELINE_PROJECT_ROOT"):
         monkeypatch.delenv(name, raising=False)

@@ -1,9 +1,13 @@
 """/tickers, /features/{ticker}, /latest and /market-summary with good and bad input."""
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
+from stock_pipeline.versions import table_versions
+from tests.api.conftest import FEATURES, make_features, write_features
 
 
 def test_health_reports_what_is_loaded(client: TestClient, fresh_date: date) -> None:
@@ -63,10 +67,53 @@ def test_features_date_range_is_inclusive(client: TestClient) -> None:
     assert [r["date"] for r in body["rows"]] == [r["date"] for r in everything[10:20]]
 
 
-def test_features_range_without_rows_is_empty(client: TestClient) -> None:
-    body = client.get("/features/INFY.NS", params={"end": "2000-01-01"}).json()
+@pytest.mark.parametrize(
+    "params", [{"end": "2000-01-01"}, {"start": "2025-02-01", "end": "2025-01-01"}]
+)
+def test_features_range_without_rows_is_empty(client: TestClient, params: dict) -> None:
+    body = client.get("/features/INFY.NS", params=params).json()
     assert body["count"] == 0
     assert body["rows"] == []
+
+
+def test_features_name_the_version_served(client: TestClient) -> None:
+    response = client.get("/features/INFY.NS", params={"limit": 1})
+    version = response.headers["X-Data-Version"]
+    assert response.json()["version"] == version
+    assert client.get("/tickers").headers["X-Data-Version"] == version
+    pinned = client.get("/features/INFY.NS", params={"limit": 1, "version": version})
+    assert pinned.json() == response.json()
+
+
+def test_a_pinned_version_is_the_delta_version_that_wrote_it(
+    client: TestClient, project: Path, fresh_date: date
+) -> None:
+    old = client.get("/features/INFY.NS", params={"limit": 3})
+    version = old.headers["X-Data-Version"]
+    assert version == str(table_versions(project / FEATURES)[0]["version"])
+    write_features(make_features(fresh_date).assign(close=1.0), project)  # the next version
+    client.app.state.services.store.refresh()
+    new = client.get("/features/INFY.NS", params={"limit": 3})
+    assert new.headers["X-Data-Version"] == str(int(version) + 1)
+    assert {row["close"] for row in new.json()["rows"]} == {1.0}
+    pinned = client.get("/features/INFY.NS", params={"limit": 3, "version": version})
+    assert pinned.headers["X-Data-Version"] == version
+    assert pinned.json() == old.json()
+    assert client.get("/features/INFY.NS", params={"version": "99"}).json() == {
+        "detail": "unknown version: 99"
+    }
+
+
+@pytest.mark.parametrize("path", ["/features/INFY.NS", "/tickers", "/features"])
+def test_an_unknown_version_is_404_naming_it(client: TestClient, path: str) -> None:
+    response = client.get(path, params={"version": "2026-11-24T18.30.01.123Z"})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "unknown version: 2026-11-24T18.30.01.123Z"}
+
+
+def test_features_columns_may_name_the_key(client: TestClient) -> None:
+    body = client.get("/features/INFY.NS", params={"columns": "ticker,date,close"}).json()
+    assert body["columns"] == ["date", "close"]
 
 
 def test_features_encoded_ampersand_ticker(client: TestClient) -> None:
@@ -92,11 +139,15 @@ def test_features_unknown_ticker_is_404(client: TestClient) -> None:
         "/features/INFY.NS?limit=abc",
         "/features/INFY.NS?start=2024-13-01",
         "/features/INFY.NS?end=yesterday",
-        "/features/INFY.NS?start=2025-02-01&end=2025-01-01",
+        "/features/INFY.NS?start=0",
+        "/features/INFY.NS?end=1700000000",
+        "/features/INFY.NS?start=2024-1-5",
         "/features/INFY.NS?order=sideways",
         "/features/INFY.NS?columns=close;select",
         "/features/INFY.NS?columns=close,nope",
         "/features/INFY.NS?columns=",
+        "/features/INFY.NS?version=",
+        "/features/INFY.NS?version=bad%20version",
     ],
 )
 def test_features_malformed_input_is_422(client: TestClient, path: str) -> None:
@@ -129,8 +180,11 @@ def test_market_summary_default_limit_and_extreme_dates(client: TestClient) -> N
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize(
-    "query", ["start=2025-02-01&end=2025-01-01", "limit=0", "start=not-a-date", "limit=99999"]
-)
+def test_market_summary_with_start_after_end_is_empty(client: TestClient) -> None:
+    response = client.get("/market-summary", params={"start": "2025-02-01", "end": "2025-01-01"})
+    assert (response.status_code, response.json()) == (200, [])
+
+
+@pytest.mark.parametrize("query", ["limit=0", "start=not-a-date", "start=0", "limit=99999"])
 def test_market_summary_malformed_input_is_422(client: TestClient, query: str) -> None:
     assert client.get(f"/market-summary?{query}").status_code == 422

@@ -2,13 +2,15 @@
 
 import os
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from stock_pipeline.contract import PIPELINE_RUNS, RunStatus
 from stock_pipeline.versions import load_features
 from tests.api.conftest import write_features
 
@@ -153,3 +155,27 @@ def test_before_the_pipeline_ran_answers_are_503(
         response = client.get(path)
         assert response.status_code == 503, path
         assert response.json()["status" if "system-health" in path else "detail"]
+
+
+def test_pipeline_metrics_count_abandoned_runs_apart(project: Path, client: TestClient) -> None:
+    engine = sa.create_engine(f"sqlite:///{project / 'data/stock_pipeline.db'}")
+    started = datetime(2026, 5, 1, 18, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(
+            PIPELINE_RUNS.insert().values(
+                run_id="run-killed",
+                pipeline="daily",
+                status=RunStatus.ABANDONED,
+                started_at=started,
+                rows_out=7,
+                error="abandoned: its process (pid 4242 on cron-host) is gone",
+            )
+        )
+    engine.dispose()
+    body = client.get("/mlops/pipeline-metrics").json()
+    assert (body["runs"], body["finished_runs"], body["abandoned_runs"]) == (4, 3, 1)
+    assert body["running_runs"] == 0
+    assert body["success_rate"] == pytest.approx(2 / 3, abs=1e-4)  # not counted as a finished run
+    assert body["last_runs"][0]["status"] == "abandoned"
+    health = client.get("/mlops/system-health").json()
+    assert health["components"]["last_run"]["status"] == "down"

@@ -10,8 +10,17 @@ import pandas as pd
 import pytest
 
 from api.config import ApiConfigError, load_config
-from api.store import CachedFile, FeatureSnapshot, read_features
+from api.store import (
+    CachedFile,
+    FeatureSnapshot,
+    FeatureSource,
+    UnknownVersion,
+    read_features,
+)
+from stock_pipeline.contract import fingerprint_features
+from stock_pipeline.datasets import DeltaTableDataset
 from stock_pipeline.db import resolve_db_url
+from stock_pipeline.versions import table_versions
 
 
 def frame() -> pd.DataFrame:
@@ -28,7 +37,7 @@ def frame() -> pd.DataFrame:
 
 
 def test_snapshot_indexes_tickers_and_dates() -> None:
-    snapshot = FeatureSnapshot.from_frame(frame())
+    snapshot = FeatureSnapshot.from_frame(frame(), "v1")
     assert list(snapshot.spans) == ["INFY.NS", "TCS.NS"]
     span = snapshot.spans["TCS.NS"]
     assert (span.first_date, span.last_date, span.stop - span.start) == (
@@ -40,7 +49,7 @@ def test_snapshot_indexes_tickers_and_dates() -> None:
 
 
 def test_rows_slice_by_range_limit_and_order() -> None:
-    snapshot = FeatureSnapshot.from_frame(frame())
+    snapshot = FeatureSnapshot.from_frame(frame(), "v1")
     rows = snapshot.rows(
         ticker="TCS.NS",
         start=date(2026, 1, 6),
@@ -71,7 +80,7 @@ def test_rows_slice_by_range_limit_and_order() -> None:
 def test_rows_json_is_rows_as_json_with_nan_as_null(
     columns: tuple[str, ...], start: date | None, end: date | None, limit: int, descending: bool
 ) -> None:
-    snapshot = FeatureSnapshot.from_frame(frame())
+    snapshot = FeatureSnapshot.from_frame(frame(), "v1")
     for ticker in snapshot.spans:
         query = {"start": start, "end": end, "limit": limit, "descending": descending}
         rows = snapshot.rows(ticker=ticker, columns=columns, **query)
@@ -88,9 +97,67 @@ def test_rows_json_is_rows_as_json_with_nan_as_null(
 
 
 def test_latest_has_one_bar_per_ticker_and_nan_as_float() -> None:
-    latest = FeatureSnapshot.from_frame(frame()).latest()
+    latest = FeatureSnapshot.from_frame(frame(), "v1").latest()
     assert [bar["ticker"] for bar in latest] == ["INFY.NS", "TCS.NS"]
     assert np.isnan(latest[0]["close"])
+
+
+def test_select_pages_and_batches_cover_every_row_once_in_order() -> None:
+    snapshot = FeatureSnapshot.from_frame(frame(), "v1")
+    selections = snapshot.select((), None, None)
+    assert [(s.ticker, s.start, s.stop) for s in selections] == [
+        ("INFY.NS", 0, 5),
+        ("TCS.NS", 5, 10),
+    ]
+    pages, first_row = [], 0
+    while first_row is not None:
+        rows, first_row = snapshot.page_json(
+            snapshot.select((), None, None, first_row or 0), ("close",), limit=3
+        )
+        pages.append([json.loads(row) for row in rows])
+    assert [len(page) for page in pages] == [3, 3, 3, 1]
+    flat = [row for page in pages for row in page]
+    assert [(r["ticker"], r["date"]) for r in flat][3:6] == [
+        ("INFY.NS", "2026-01-08"),
+        ("INFY.NS", "2026-01-09"),
+        ("TCS.NS", "2026-01-05"),
+    ]
+    assert flat[4] == {"ticker": "INFY.NS", "date": "2026-01-09", "close": None}
+    tables = list(snapshot.batches(selections, ("volume",), batch_rows=4))
+    assert [t.num_rows for t in tables] == [4, 4, 2]
+    assert tables[0].column_names == ["ticker", "date", "volume"]
+
+
+def test_select_keeps_tickers_and_dates_asked() -> None:
+    snapshot = FeatureSnapshot.from_frame(frame(), "v1")
+    selections = snapshot.select(("TCS.NS",), date(2026, 1, 6), date(2026, 1, 7))
+    assert [(s.ticker, s.stop - s.start) for s in selections] == [("TCS.NS", 2)]
+    assert snapshot.select(("TCS.NS",), date(2026, 1, 8), date(2026, 1, 6)) == []
+
+
+def test_feature_source_serves_the_current_version_and_names_no_other(tmp_path: Path) -> None:
+    path = tmp_path / "features.parquet"
+    frame().to_parquet(path)
+    source = FeatureSource(path)
+    current = source.snapshot()
+    assert current.version.startswith("features-sha256:")
+    assert source.snapshot(current.version) is current
+    assert FeatureSource(path).snapshot().version == current.version  # same data, same id
+    assert current.version == fingerprint_features(pd.read_parquet(path))  # a model's data_version
+    with pytest.raises(UnknownVersion):
+        source.snapshot("features-sha256:0000000000000000")
+
+
+def test_an_unknown_version_reloads_a_changed_file_first(tmp_path: Path) -> None:
+    path = tmp_path / "features.parquet"
+    frame().to_parquet(path)
+    source = FeatureSource(path)
+    old = source.snapshot()
+    frame().head(5).to_parquet(path)
+    newer = read_features(path).version
+    assert newer != old.version
+    assert source.snapshot(newer).version == newer
+    assert list(source.snapshot().spans) == ["INFY.NS"]
 
 
 def test_cached_file_reloads_only_on_change(tmp_path: Path) -> None:
@@ -125,13 +192,11 @@ def test_config_reads_catalog_paths_and_parameters(
         "features:\n  type: pandas.ParquetDataset\n  filepath: data/elsewhere/f.parquet\n"
     )
     (project / "conf/local/parameters.yml").write_text("api:\n  max_staleness_hours: 5\n")
-    monkeypatch.setenv("STOCK_PIPELINE_API_KEY", "k")
     config = load_config(project)
     assert config.files["features"] == project / "data/elsewhere/f.parquet"
     assert config.files["quality_report"].name == "quality_report.json"
     assert config.max_staleness_hours == 5
     assert config.reload_interval_seconds == 0.05
-    assert config.api_key == "k"
 
 
 def test_config_without_a_catalog_entry_is_a_clear_error(project: Path) -> None:
@@ -145,3 +210,26 @@ def test_relative_sqlite_paths_resolve_against_the_project(tmp_path: Path) -> No
     assert resolve_db_url("sqlite:////abs/x.db", tmp_path) == "sqlite:////abs/x.db"
     pg = "postgresql+psycopg2://u:p@h/db"
     assert resolve_db_url(pg, tmp_path) == pg
+
+
+def test_a_feature_table_is_served_at_its_delta_versions(tmp_path: Path) -> None:
+    path = tmp_path / "features"
+    table = DeltaTableDataset(str(path), retention_versions=1)
+    table.save(frame().assign(date=lambda f: f["date"].dt.tz_localize(None)))
+    source = FeatureSource(path)
+    first = source.snapshot()
+    assert first.version == str(table_versions(path)[0]["version"]) == "0"
+    newer = frame().assign(date=lambda f: f["date"].dt.tz_localize(None) + pd.Timedelta(days=7))
+    table.save(newer.head(3))  # one more session range for TCS.NS: version 1
+    source.current.refresh()
+    assert source.snapshot().version == "1"
+    pinned = source.snapshot("0")
+    assert pinned.version == "0" and len(pinned.table) == len(first.table)
+    assert source.snapshot("0") is pinned  # kept in memory
+    for unknown in ("7", "features-sha256:0000000000000000"):
+        with pytest.raises(UnknownVersion, match=unknown):
+            source.snapshot(unknown)
+    whole = frame().assign(date=lambda f: f["date"].dt.tz_localize(None), close=1.0)
+    table.save(whole)  # version 2 replaces every row: the files of versions 0 and 1 are vacuumed
+    with pytest.raises(UnknownVersion):
+        FeatureSource(path).snapshot("0")

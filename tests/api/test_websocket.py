@@ -26,4 +26,6 @@ def test_latest_bars_again_when_the_features_change(client: TestClient, project:
         second = socket.receive_json()
     assert len(first["bars"]) == 3
     assert [bar["ticker"] for bar in second["bars"]] == ["BAJAJ-AUTO.NS", "M&M.NS"]
+    assert first["version"] != second["version"]
+    assert second["version"] == client.get("/tickers").headers["X-Data-Version"]
     assert client.get("/features/INFY.NS").status_code == 404

@@ -6,50 +6,47 @@ import time
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 from kedro.io import DatasetError
 from sqlalchemy import create_engine, text
 
-from stock_pipeline.datasets import SQLUpsertDataset, sql_upsert
+from stock_pipeline.contract import BAR_VALUES, FEATURES_BASE_COLUMNS, INDICATOR_BASE_COLUMNS
+from stock_pipeline.contract import KEY as CONTRACT_KEY
+from stock_pipeline.datasets import SQLUpsertDataset
+from stock_pipeline.db import add_feature_columns, upgrade_database
 
-KEY = ["ticker", "date"]
+KEY = list(CONTRACT_KEY)
 
 
 def make_features(tickers: tuple[str, ...] = ("AAA.NS", "BBB.NS"), days: int = 5) -> pd.DataFrame:
     """A small valid feature frame, one row per (ticker, date), with one extra indicator column."""
     dates = pd.bdate_range("2024-01-01", periods=days)
-    frame = pd.DataFrame(
-        [(ticker, date) for ticker in tickers for date in dates], columns=["ticker", "date"]
-    )
+    frame = pd.DataFrame([(ticker, date) for ticker in tickers for date in dates], columns=KEY)
     close = 100.0 + np.arange(len(frame), dtype=float)
+    volume = np.arange(len(frame), dtype="int64") * 1000
+    # open, high, low, close, adj_close, volume
+    bar = (close - 0.5, close + 1.0, close - 1.0, close, close, volume)
     frame = frame.assign(
-        open=close - 0.5,
-        high=close + 1.0,
-        low=close - 1.0,
-        close=close,
-        adj_close=close,
-        volume=np.arange(len(frame), dtype="int64") * 1000,
-        daily_return=0.01,
-        sma_20=close,
-        sma_50=close,
-        rsi_14=55.5,
-        macd=0.1,
-        macd_signal=0.05,
-        macd_hist=0.05,
-        volatility=0.2,
+        **dict(zip(BAR_VALUES, bar, strict=True)),
+        **dict.fromkeys(INDICATOR_BASE_COLUMNS, 55.5),
         ema_20=close,
     )
     frame.loc[0, "daily_return"] = np.nan
-    return frame
+    return frame[[*FEATURES_BASE_COLUMNS, "ema_20"]]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    """A fresh database: a SQLite file, or a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'stock.db'}"
-    return request.getfixturevalue("pg_url")
+    """A fresh database migrated to head, with ema_20 configured: a SQLite file, or a private
+    PostgreSQL schema."""
+    url = (
+        f"sqlite:///{tmp_path / 'stock.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    upgrade_database(url)
+    add_feature_columns(url, ["ema_20"])  # as a run does for its configured indicators
+    return url
 
 
 def make_dataset(url: str, **kwargs) -> SQLUpsertDataset:
@@ -102,7 +99,7 @@ def test_load_returns_what_was_saved(db_url):
     dataset.save(features)
     loaded = dataset.load()
 
-    expected = features.drop(columns="ema_20")
+    expected = features
     pd.testing.assert_frame_equal(
         loaded[expected.columns], expected, check_dtype=False, check_datetimelike_compat=True
     )
@@ -122,11 +119,15 @@ def test_load_filters_rows_and_columns(db_url):
     assert len(loaded) == 5
 
 
-def test_ignored_columns_are_logged(db_url, caplog):
+def test_a_column_the_table_lacks_is_an_error_until_the_run_adds_it(db_url, caplog):
+    features = make_features().assign(obv=1.0)
+    with pytest.raises(DatasetError, match=r"stock_features has no columns \['obv'\]"):
+        make_dataset(db_url).save(features)
+    add_feature_columns(db_url, ["obv"])  # what DatabaseHooks does for configured indicators
     with caplog.at_level(logging.INFO, logger="stock_pipeline.datasets.sql_upsert"):
-        make_dataset(db_url).save(make_features())
-    assert "ignoring columns the table lacks: ['ema_20']" in caplog.text
+        make_dataset(db_url).save(features)
     assert "10 inserted, 0 updated, 0 unchanged" in caplog.text
+    assert make_dataset(db_url).load()["obv"].eq(1.0).all()
 
 
 def test_updated_at_moves_only_for_changed_rows(db_url):
@@ -174,6 +175,35 @@ def test_rejected_row_names_key_and_constraint_and_writes_nothing(db_url):
 
     assert "ticker=BBB.NS, date=2024-01-02" in str(error.value)
     assert len(dataset.load()) == 4
+
+
+def test_rejected_null_names_key_and_column(db_url):
+    dataset = make_dataset(db_url)
+    features = make_features(days=3)
+    features.loc[4, "close"] = np.nan
+
+    with pytest.raises(DatasetError, match="close") as error:
+        dataset.save(features)
+
+    assert "ticker=BBB.NS, date=2024-01-02" in str(error.value)
+
+
+def test_rejected_row_is_found_when_the_frame_lacks_columns(db_url):
+    dataset = make_dataset(db_url)
+    dataset.save(make_features(days=3))
+    features = make_features(days=3).drop(columns=["sma_50", "rsi_14"])
+    features.loc[1, "high"] = features.loc[1, "low"] - 1
+
+    with pytest.raises(DatasetError, match="valid_ohlc") as error:
+        dataset.save(features)
+
+    assert "ticker=AAA.NS, date=2024-01-02" in str(error.value)
+
+
+def test_missing_table_asks_for_the_migration(tmp_path):
+    dataset = make_dataset(f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(DatasetError, match="run `make db-upgrade`"):
+        dataset.save(make_features())
 
 
 def test_repeated_or_missing_keys_fail_before_the_database(tmp_path):
@@ -224,7 +254,6 @@ def test_generic_key_upserts_model_health_alerts(db_url):
             "baseline_sample_size": 60,
             "current_sample_size": 7,
             "method": "ks",
-            "drift": True,
         }
     )
     dataset = SQLUpsertDataset(
@@ -262,7 +291,7 @@ KINDS_TABLE = """
 
 
 def make_kinds(rows: int = 12) -> pd.DataFrame:
-    """Rows covering every type the binary COPY encodes: nulls, unicode, empty text, extremes."""
+    """Rows covering every column type: nulls, unicode, empty text, float extremes."""
     rng = np.random.default_rng(3)
     names = ["A.NS", "BB.NS", "Ñ€ü.NS", "LONGEST12.NS"]
     frame = pd.DataFrame(
@@ -284,38 +313,19 @@ def make_kinds(rows: int = 12) -> pd.DataFrame:
     return frame
 
 
-def test_binary_copy_round_trips_every_type_it_encodes(pg_url, monkeypatch):
+def test_copy_round_trips_every_column_type(pg_url):
     execute(pg_url, KINDS_TABLE)
     dataset = SQLUpsertDataset(table="kinds", keys=["name", "day"], url=pg_url)
     kinds = make_kinds()
-    encode = sql_upsert._binary_copy
-    payloads: list[bytes | None] = []
-    monkeypatch.setattr(
-        sql_upsert, "_binary_copy", lambda *args: payloads.append(encode(*args)) or payloads[-1]
-    )
     dataset.save(kinds)
-    binary = dataset.load()
-    assert payloads and None not in payloads
+    loaded = dataset.load()
 
-    monkeypatch.setattr(sql_upsert, "MAX_BINARY_LAYOUTS", 0)  # every batch goes as CSV
-    execute(pg_url, "TRUNCATE kinds")
-    dataset.save(kinds)
-    csv = dataset.load()
-
-    pd.testing.assert_frame_equal(binary, csv)
     expected = kinds.sort_values(["name", "day"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(
-        binary.astype(object).where(binary.notna(), None),
+        loaded.astype(object).where(loaded.notna(), None),
         expected.astype(object).where(expected.notna(), None),
         check_dtype=False,
     )
-
-
-def test_binary_copy_declines_what_it_cannot_encode_exactly():
-    batch = pa.RecordBatch.from_pydict({"v": [1.5, None]})
-    assert sql_upsert._binary_copy(batch, ["numeric"]) is None
-    assert sql_upsert._binary_copy(batch, ["bigint"]) is None  # 1.5 is not an integer
-    assert sql_upsert._binary_copy(batch, ["double precision"]).startswith(b"PGCOPY\n\xff\r\n\0")
 
 
 def test_rows_too_long_for_the_column_fail_the_save(pg_url):

@@ -11,10 +11,10 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog
 
+from stock_pipeline.contract import BAR_VALUES, FLAG_COLUMNS
 from stock_pipeline.trading_calendar import nse_sessions
 
 TICKERS = ["INFY.NS", "TCS.NS"]
-RAW_NUMBERS = ["open", "high", "low", "close", "adj_close", "volume"]
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def clean_prices() -> pd.DataFrame:
                 "volume": rng.integers(1_000, 50_000, sessions).astype(float),
             }
         )
-        for flag in ["is_filled", "is_outlier", "is_ghost_bar", "is_suspected_split"]:
+        for flag in FLAG_COLUMNS:
             frame[flag] = False
         frame.loc[[10, 11], "is_filled"] = True
         frame.loc[40, "is_outlier"] = True
@@ -98,7 +98,7 @@ def quarantine(clean_prices: pd.DataFrame) -> pd.DataFrame:
             "quarantined_at": pd.Timestamp("2024-06-01T10:00:00Z"),
         }
     )
-    for column in RAW_NUMBERS:
+    for column in BAR_VALUES:
         quarantine[f"raw_{column}"] = "1.0"
     return quarantine
 
@@ -123,8 +123,8 @@ def _quality_report(clean: pd.DataFrame, quarantine: pd.DataFrame) -> dict:
                 "end": rows["date"].max().date().isoformat(),
             },
             "completeness": {
-                "null_counts": dict.fromkeys(RAW_NUMBERS, 2),
-                "null_percentages": dict.fromkeys(RAW_NUMBERS, 2.2),
+                "null_counts": dict.fromkeys(BAR_VALUES, 2),
+                "null_percentages": dict.fromkeys(BAR_VALUES, 2.2),
             },
             "ohlc_validation": {"violations": int(rejected.get("ohlc_consistency", 0))},
             "outliers": {"count": int(rows["is_outlier"].sum())},

@@ -21,5 +21,6 @@ def test_every_report_notebook_is_checked():
     assert {path.name for path in NOTEBOOKS} >= {
         "quality_report.ipynb",
         "drift_report.ipynb",
+        "model_report.ipynb",
         "explore.ipynb",
     }

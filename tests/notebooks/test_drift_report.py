@@ -7,16 +7,17 @@ import nbformat
 import pandas as pd
 from kedro.io import DataCatalog
 
-from stock_pipeline.pipelines.drift.nodes import RESULT_COLUMNS
-from stock_pipeline.pipelines.reporting.nodes import build_drift_report_parameters
+from stock_pipeline.contract import DRIFT_RESULT_COLUMNS
+from stock_pipeline.pipelines.reporting.nodes import build_drift_report
 
 TICKERS = ["INFY.NS", "TCS.NS", "WIPRO.NS", "HCLTECH.NS", "SBIN.NS", "ITC.NS", "LT.NS", "NTPC.NS"]
 FEATURES = ["sma_20", "rsi_14", "macd", "volatility", "daily_return"]
-REPORTING = {"tickers": None, "drift": {"as_of": None, "features": None}}
+REPORTING = {"tickers": None, "drift": {"as_of": None, "features": None, "max_charts": 12}}
 
 
 def drift_results(as_of: pd.Timestamp, run_id: str, drifted: set[tuple[str, str]]) -> pd.DataFrame:
     """One calibrated run's rows for the sample's 8 tickers: `drifted` (ticker, feature) flagged."""
+    drivers = {ticker: feature for ticker, feature in sorted(drifted, reverse=True)}
     rows = [
         {
             "as_of": as_of,
@@ -29,12 +30,15 @@ def drift_results(as_of: pd.Timestamp, run_id: str, drifted: set[tuple[str, str]
             "baseline_sample_size": 60,
             "current_sample_size": 7,
             "drift": (ticker, feature) in drifted,
+            "ticker_p_value": 0.004 if ticker in drivers else 0.6,
+            "ticker_drift": ticker in drivers,
+            "driver": drivers.get(ticker),
             "run_id": run_id,
         }
         for number, ticker in enumerate(TICKERS)
         for feature in FEATURES
     ]
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS).sort_values(["ticker", "feature"])
+    return pd.DataFrame(rows, columns=list(DRIFT_RESULT_COLUMNS)).sort_values(["ticker", "feature"])
 
 
 def executed_images(project: Path) -> int:
@@ -58,11 +62,16 @@ def test_the_report_charts_p_values_windows_and_history_of_drifted_features(
     catalog.save("features", features)
     catalog.save("drift_results", earlier)
     catalog.save("drift_results", results)  # appended: two as_of dates
-    parameters = build_drift_report_parameters(
-        catalog.load("drift_results"), REPORTING, {"env": None, "run_id": "run-2"}
+    report = build_drift_report(
+        catalog.load("drift_results"),
+        features,
+        {},
+        REPORTING,
+        catalog.load("params:drift"),
+        {"env": None, "run_id": "run-2"},
     )
 
-    catalog.save("drift_report_html", parameters)
+    catalog.save("drift_report_html", report)
 
     html = catalog.load("drift_report_html")
     # the p-value heatmap, three baseline-against-current charts, drifted share, alert timeline
@@ -71,17 +80,15 @@ def test_the_report_charts_p_values_windows_and_history_of_drifted_features(
     assert f"Drift as of <strong>{latest.date()}</strong>" in html
     assert "<strong>2 drifted tickers (25% of those tested)</strong>" in html
     assert "drift in 2 of 5 tested features (calibrated): daily_return, sma_20" in html
+    assert "daily_return (p = 0.002), sma_20 (p = 0.002)" in html  # what drove INFY.NS
     assert all(ticker in html for ticker in TICKERS)
 
 
 def test_the_report_renders_when_no_ticker_drifted(report_project: Callable[[], DataCatalog]):
     catalog = report_project()
     catalog.save("drift_results", drift_results(pd.Timestamp("2024-06-03"), "run-1", set()))
-    parameters = build_drift_report_parameters(
-        catalog.load("drift_results"), REPORTING, {"env": None, "run_id": "run-2"}
-    )
-
-    catalog.save("drift_report_html", parameters)
+    # opened by hand: parameters only, the notebook builds its inputs from the catalog
+    catalog.save("drift_report_html", {"parameters": {"env": None}})
 
     html = catalog.load("drift_report_html")
     assert html.count('src="data:image/png;base64') == 1  # the p-value heatmap

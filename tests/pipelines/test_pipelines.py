@@ -19,10 +19,13 @@ VERBS = {
     "build",
     "check",
     "combine",
+    "compare",
     "compute",
     "consolidate",
+    "consume",
     "decide",
     "detect",
+    "fit",
     "freeze",
     "ingest",
     "predict",
@@ -35,11 +38,12 @@ VERBS = {
     "score",
     "select",
     "stamp",
+    "summarize",
     "train",
     "update",
     "validate",
 }
-API_SECTIONS = {"api"}  # read by api/config.py, not by a node
+NOT_NODE_SECTIONS = {"api", "run"}  # read by api/config.py and by the hooks, not by a node
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +106,13 @@ def test_every_catalog_entry_is_used_by_a_pipeline(pipelines, catalog_config):
     assert set(catalog_config) - _used_datasets(pipelines) == set()
 
 
-def test_every_parameter_section_is_read_by_a_node_or_the_api(pipelines, parameters):
+def test_every_parameter_section_is_read_by_a_node_the_api_or_a_hook(pipelines, parameters):
     read = {
         name.removeprefix("params:").split(".")[0]
         for name in _used_datasets(pipelines)
         if name.startswith("params:")
     }
-    assert set(parameters) - read - API_SECTIONS == set()
+    assert set(parameters) - read - NOT_NODE_SECTIONS == set()
 
 
 def test_every_parameter_key_is_read_somewhere_in_the_code(pipelines, parameters):

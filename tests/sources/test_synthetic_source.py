@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from stock_pipeline.contract import BRONZE_COLUMNS
+from stock_pipeline.contract import BRONZE_COLUMNS, OHLC
 from stock_pipeline.sources import NoDataError, SourceError, SyntheticSource, build_source
 from stock_pipeline.trading_calendar import nse_sessions
 
@@ -15,7 +15,7 @@ def test_bars_are_nse_sessions_with_consistent_ohlc():
     assert list(bars["date"]) == list(nse_sessions("2024-01-01", "2024-03-28"))
     assert (bars["high"] >= bars[["open", "close", "low"]].max(axis=1)).all()
     assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
-    assert (bars[["open", "high", "low", "close", "volume"]] > 0).all().all()
+    assert (bars[[*OHLC, "volume"]] > 0).all().all()
 
 
 def test_any_window_of_a_ticker_is_the_same_path():

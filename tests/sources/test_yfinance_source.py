@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stock_pipeline.contract import BRONZE_COLUMNS
+from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES
 from stock_pipeline.sources.base import NoDataError, SourceError
 from stock_pipeline.sources.yfinance_source import (
     YF_COLUMNS,
@@ -159,7 +159,7 @@ def test_nse_bars_are_dated_by_their_kolkata_session(
     kolkata = pd.to_datetime(chart["timestamp"], unit="s", utc=True).tz_convert("Asia/Kolkata")
     assert bars["date"].tolist() == list(kolkata.tz_localize(None).normalize())
     assert bars["date"].dtype == "datetime64[ns]"
-    assert bars[["open", "high", "low", "close", "adj_close"]].dtypes.eq("float64").all()
+    assert bars[list(PRICE_VALUES)].dtypes.eq("float64").all()
     np.testing.assert_allclose(bars["close"], _floats(chart["indicators"]["quote"][0]["close"]))
 
 

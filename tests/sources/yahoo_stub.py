@@ -27,7 +27,7 @@ import pandas as pd
 from curl_cffi import requests as curl_requests
 
 from stock_pipeline.sources.yfinance_source import YahooSession
-from stock_pipeline.trading_calendar import _schedule
+from stock_pipeline.trading_calendar import schedule as nse_schedule
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo"
 NOT_FOUND = FIXTURES / "chart-WSKT.JK-2020-01-01-to-2020-01-03.404.body.json"
@@ -77,7 +77,7 @@ class SyntheticMarket:
 
 def _sessions(first: pd.Timestamp, last: pd.Timestamp) -> pd.DataFrame:
     """XNSE open and close (UTC) of the sessions that overlap [first, last]."""
-    schedule = _schedule()
+    schedule = nse_schedule(first.date() - pd.Timedelta(days=1), last.date())
     return schedule[(schedule["market_close"] > first) & (schedule["market_open"] <= last)]
 
 

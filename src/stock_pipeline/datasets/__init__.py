@@ -9,18 +9,22 @@ from typing import Any
 
 _MODULES = {
     "DeltaTableDataset": "delta_table",
+    "DeltaVersionDataset": "delta_table",
     "MergeParquetDataset": "parquet",
     "NotebookReportDataset": "notebook_report",
     "OptionalPartitionedDataset": "partitions",
+    "SkipEmptyDataset": "skip_empty",
     "SQLUpsertDataset": "sql_upsert",
 }
 
 __all__ = [
     "DeltaTableDataset",
+    "DeltaVersionDataset",
     "MergeParquetDataset",
     "NotebookReportDataset",
     "OptionalPartitionedDataset",
     "SQLUpsertDataset",
+    "SkipEmptyDataset",
 ]
 
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
-from kedro.io import AbstractVersionedDataset, DatasetError, Version
+from kedro.io import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
 
 from stock_pipeline.contract import BUCKET_COLUMN, KEY, ticker_bucket
 
@@ -197,6 +197,30 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
                     range(max(0, latest - self._retention_versions + 1), latest + 1)
                 ),
             )
+
+
+class DeltaVersionDataset(AbstractDataset[None, str | None]):
+    """The latest version id of a Delta table, as text ("12"), or None before its first save.
+
+    Read-only: what a node needs to name the data it read (training's data_version, the same id as
+    the run record's versions.features and the API's X-Data-Version)."""
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = str(filepath)
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath}
+
+    def load(self) -> str | None:
+        """The table's newest version id, None when no table is stored."""
+        if not DeltaTable.is_deltatable(self._filepath):
+            return None
+        return str(DeltaTable(self._filepath).version())
+
+    def save(self, data: None) -> None:
+        """Versions are written by saving the table itself."""
+        raise DatasetError(f"{self._filepath}: a table version is read-only")
 
 
 def _to_arrow(data: pd.DataFrame) -> pa.Table:

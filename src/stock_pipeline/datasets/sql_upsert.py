@@ -2,17 +2,12 @@
 
 import abc
 import io
-import itertools
-import json
 import logging
 import time
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -21,37 +16,23 @@ from kedro.io import AbstractDataset, DatasetError
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from stock_pipeline.atomic import write_json_atomically
 from stock_pipeline.db import connect, create_db_engine, mask_url
 
 logger = logging.getLogger(__name__)
 
 COPY_BATCH_ROWS = 100_000
 COPY_CHUNK_BYTES = 1 << 20
-# More row layouts than this (nulls scattered at random) and the COPY goes as CSV instead.
-MAX_BINARY_LAYOUTS = 256
-_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
-_PGCOPY_TRAILER = b"\xff\xff"
-_PG_EPOCH_DAYS = 10_957  # 2000-01-01, PostgreSQL's day zero, in days since 1970-01-01
-_TEXT_TYPES = frozenset({"text", "character varying"})
-# PostgreSQL type: (the Arrow type its values are cast to, safely; the big-endian wire format)
-_FIXED_TYPES = {
-    "double precision": (pa.float64(), ">f8"),
-    "bigint": (pa.int64(), ">i8"),
-    "integer": (pa.int32(), ">i4"),
-    "smallint": (pa.int16(), ">i2"),
-    "boolean": (pa.bool_(), "u1"),
-    "date": (pa.date32(), ">i4"),
-}
 
 
 class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     """Upserts rows into `table` on `keys`; rows whose values did not change are left untouched.
 
-    Each save is one transaction: the rows go to a temporary staging table (a binary COPY built
-    with numpy on PostgreSQL, CSV for column types it does not encode),
-    then one INSERT ... ON CONFLICT (keys) DO UPDATE ... WHERE the stored row differs merges the
-    staged rows that are new or different. Frame columns the table lacks are ignored (and logged);
-    NaN is stored as NULL. The database is migrated to the latest schema on first use.
+    Each save is one transaction: the rows go to a temporary staging table (a CSV COPY on
+    PostgreSQL), then one INSERT ... ON CONFLICT (keys) DO UPDATE ... WHERE the stored row differs
+    merges the staged rows that are new or different. A frame column the table lacks is an error,
+    never a silent drop; NaN is stored as NULL. The schema is not migrated here: the run's hook
+    (or `make db-upgrade`) creates the tables and the configured indicators' columns first.
 
     Example catalog entry::
 
@@ -90,9 +71,8 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return {"table": self._table, "keys": self._keys, "url": mask_url(self._url)}
 
     def _connect(self) -> Connection:
-        """A connection to a database migrated to the latest schema."""
-        connection = connect(self._engine, self._connect_attempts, self._retry_wait)
-        return connection
+        """A connection, retried while the database is starting or briefly unreachable."""
+        return connect(self._engine, self._connect_attempts, self._retry_wait)
 
     def _exists(self) -> bool:
         with self._connect() as connection:
@@ -124,10 +104,13 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         started = time.perf_counter()
         with self._connect() as connection, connection.begin():
             types = _column_types(connection, self._table)
-            columns = [name for name in data.columns if name in types]
-            ignored = [name for name in data.columns if name not in types]
-            if ignored:
-                logger.info("%s: ignoring columns the table lacks: %s", self._table, ignored)
+            lacking = [name for name in data.columns if name not in types]
+            if lacking:  # never a silent drop: a run adds configured indicators' columns first
+                raise DatasetError(
+                    f"{self._table} has no columns {lacking}: `kedro run` adds the columns of "
+                    "configured indicators before its first node (DatabaseHooks)"
+                )
+            columns = list(data.columns)
             merge = _PostgresMerge if connection.dialect.name == "postgresql" else _SQLiteMerge
             merge_rows = merge(connection, self._table, self._keys, list(types), columns)
             inserted, updated = merge_rows.run(_to_arrow(data, columns, types))
@@ -138,7 +121,6 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             "inserted": inserted,
             "updated": updated,
             "unchanged": len(data) - inserted - updated,
-            "ignored_columns": ignored,
             "seconds": round(time.perf_counter() - started, 3),
         }
         logger.info(
@@ -151,7 +133,7 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             report["seconds"],
         )
         if self._report_filepath:
-            _write_json_atomically(report, self._report_filepath)
+            write_json_atomically(report, self._report_filepath)
 
     def _check_keys(self, data: pd.DataFrame) -> None:
         """Fail before touching the database when key columns are missing, null or repeated."""
@@ -185,12 +167,12 @@ class _Merge(abc.ABC):
         quote = connection.dialect.identifier_preparer.quote
         self.connection = connection
         self.table = table
-        self.table_columns = table_columns
         self.key_names = keys
         self.target = quote(table)
         self.stage = quote(f"stage_{table}")
         self.keys = [quote(key) for key in keys]
         self.columns = [quote(column) for column in columns]
+        self.table_columns = [quote(column) for column in table_columns]
         self.values = [column for column in self.columns if column not in self.keys]
 
     def run(self, rows: pa.Table) -> tuple[int, int]:
@@ -201,7 +183,9 @@ class _Merge(abc.ABC):
             f"SELECT count(*) FROM {self.stage} AS s JOIN {self.target} AS t ON {self.key_match}"
         ).scalar_one()
         try:
-            affected = self.connection.exec_driver_sql(self.merge_sql()).rowcount
+            # a savepoint, so the rejected row can still be looked up in the staging table
+            with self.connection.begin_nested():
+                affected = self.connection.exec_driver_sql(self.merge_sql()).rowcount
         except IntegrityError as error:
             raise DatasetError(self.rejection(error)) from None
         inserted = rows.num_rows - existing
@@ -256,7 +240,7 @@ class _Merge(abc.ABC):
 
 
 class _PostgresMerge(_Merge):
-    """Binary COPY into an ON COMMIT DROP staging table; saves to one table queue on a lock."""
+    """CSV COPY into an ON COMMIT DROP staging table; saves to one table queue on a lock."""
 
     def create_stage(self) -> None:
         self.connection.execute(
@@ -269,44 +253,52 @@ class _PostgresMerge(_Merge):
         )
 
     def load_stage(self, rows: pa.Table) -> None:
-        """COPY in PostgreSQL's binary format (CSV when a column type has no binary encoder)."""
-        types = self.stage_types()
+        """COPY the rows as headerless CSV written by pyarrow (nulls as empty fields)."""
+        copy = f"COPY {self.stage} ({', '.join(self.columns)}) FROM STDIN WITH (FORMAT csv)"
         with self.connection.connection.cursor() as cursor:
             for batch in rows.to_batches(max_chunksize=COPY_BATCH_ROWS):
-                payload = _binary_copy(batch, types)
-                options = "FORMAT binary"
-                if payload is None:
-                    payload = _csv_copy(batch)
-                    options = "FORMAT csv"
-                copy = f"COPY {self.stage} ({', '.join(self.columns)}) FROM STDIN WITH ({options})"
-                cursor.copy_expert(copy, io.BytesIO(payload), size=COPY_CHUNK_BYTES)
+                buffer = io.BytesIO()
+                pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
+                buffer.seek(0)
+                cursor.copy_expert(copy, buffer, size=COPY_CHUNK_BYTES)
         self.connection.exec_driver_sql(f"ANALYZE {self.stage}")
 
-    def stage_types(self) -> list[str]:
-        """The staging table's column types as PostgreSQL names them (`double precision`, ...)."""
-        return list(
-            self.connection.exec_driver_sql(
-                "SELECT atttypid::regtype::text FROM pg_attribute "
-                "WHERE attrelid = %(stage)s::regclass AND attnum > 0 AND NOT attisdropped "
-                "ORDER BY attnum",
-                {"stage": self.stage},
-            ).scalars()
-        )
-
     def rejection(self, error: IntegrityError) -> str:
-        """The key of the rejected row (from the server's 'Failing row contains') and the constraint."""
+        """The constraint from the driver's diagnostics, and the first staged row that breaks it."""
         diag = error.orig.diag
-        detail = diag.message_detail or ""
-        row = ""
-        if detail.startswith("Failing row contains (") and detail.endswith(")."):
-            values = detail[len("Failing row contains (") : -2].split(", ")
-            if len(values) == len(self.table_columns):
-                stored = dict(zip(self.table_columns, values, strict=True))
-                row = " " + self.describe_key([stored[key] for key in self.key_names])
+        key = self.rejected_key(diag) if diag.table_name == self.table else None
+        row = f" {self.describe_key(key)}" if key else ""
         return (
             f"{self.table}: the database rejected the row{row}: it violates constraint "
-            f"{diag.constraint_name or diag.column_name!r} ({diag.message_primary}; {detail})"
+            f"{diag.constraint_name or diag.column_name!r} ({diag.message_primary}; "
+            f"{diag.message_detail or ''})"
         )
+
+    def rejected_key(self, diag: Any) -> Sequence[Any] | None:
+        """Key of the first row failing the diagnosed CHECK constraint, or null in its NOT NULL column."""
+        quote = self.connection.dialect.identifier_preparer.quote
+        if constraint := diag.constraint_name:
+            check = self.connection.exec_driver_sql(
+                "SELECT pg_get_expr(conbin, conrelid) FROM pg_constraint "
+                "WHERE conrelid = %(table)s::regclass AND conname = %(name)s AND contype = 'c'",
+                {"table": self.target, "name": constraint},
+            ).scalar_one_or_none()
+            if check is None:
+                return None  # a unique or foreign key constraint: no single row to point at
+            failing = f"NOT ({check})"
+        elif diag.column_name:
+            failing = f"{quote(diag.column_name)} IS NULL"
+        else:
+            return None
+        # each row as it would be stored: staged values, else the stored ones
+        merged = ", ".join(
+            f"{'s' if name in self.columns else 't'}.{name}" for name in self.table_columns
+        )
+        return self.connection.exec_driver_sql(
+            f"SELECT {', '.join(self.keys)} FROM (SELECT {merged} FROM {self.stage} AS s "
+            f"LEFT JOIN {self.target} AS t ON {self.key_match}) AS merged WHERE {failing} "
+            f"ORDER BY {', '.join(self.keys)} LIMIT 1"
+        ).one_or_none()
 
 
 class _SQLiteMerge(_Merge):
@@ -359,9 +351,12 @@ class _SQLiteMerge(_Merge):
 
 def _column_types(connection: Connection, table: str) -> dict[str, sa.types.TypeEngine]:
     """The table's columns in order with their SQL types; a clear error when the table is absent."""
-    columns = sa.inspect(connection).get_columns(table)
-    if not columns:
-        raise DatasetError(f"Table {table!r} does not exist in the database")
+    try:
+        columns = sa.inspect(connection).get_columns(table)
+    except sa.exc.NoSuchTableError:
+        raise DatasetError(
+            f"Table {table!r} does not exist in the database: run `make db-upgrade` to create it"
+        ) from None
     return {column["name"]: column["type"] for column in columns}
 
 
@@ -372,133 +367,3 @@ def _to_arrow(data: pd.DataFrame, columns: list[str], types: dict[str, Any]) -> 
         if isinstance(types[name], sa.Date) and not pa.types.is_date(rows.column(index).type):
             rows = rows.set_column(index, name, rows.column(index).cast(pa.date32(), safe=False))
     return rows.replace_schema_metadata(None)
-
-
-def _csv_copy(batch: pa.RecordBatch) -> bytes:
-    """The rows as headerless CSV for COPY (FORMAT csv); nulls as empty fields."""
-    buffer = io.BytesIO()
-    pa_csv.write_csv(batch, buffer, pa_csv.WriteOptions(include_header=False))
-    return buffer.getvalue()
-
-
-def _binary_copy(batch: pa.RecordBatch, types: list[str]) -> bytes | None:
-    """The rows in COPY's binary format, or None when a column has no exact binary encoding.
-
-    A binary COPY row is a field count, then each field as a length (-1 for null) and its bytes,
-    so a row's layout depends on which fields are null and how long its strings are. Rows are
-    grouped by layout (a handful of groups: warm-up nulls, ticker lengths) and every group is
-    laid out at once as a numpy structured array. Row order changes, which a staging table
-    does not mind.
-    """
-    try:
-        fields = [
-            _BinaryField.of(column, pg_type)
-            for column, pg_type in zip(batch.columns, types, strict=True)
-        ]
-    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    if batch.num_rows == 0:
-        return _PGCOPY_HEADER + _PGCOPY_TRAILER
-    nulls = np.packbits(np.column_stack([field.valid for field in fields]), axis=1)
-    lengths = [field.lengths for field in fields if field.lengths is not None]
-    group, layouts = _group_codes([*nulls.T, *lengths])
-    if layouts > MAX_BINARY_LAYOUTS:
-        return None
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(layouts + 1))
-    chunks = [_PGCOPY_HEADER]
-    for start, stop in itertools.pairwise(bounds):
-        rows = order[start:stop]
-        layout = [("count", ">i2")]
-        for index, field in enumerate(fields):
-            layout += field.layout(index, rows[0])
-        record = np.empty(len(rows), dtype=layout)
-        record["count"] = len(fields)
-        for index, field in enumerate(fields):
-            field.fill(record, index, rows)
-        chunks.append(record.tobytes())
-    chunks.append(_PGCOPY_TRAILER)
-    return b"".join(chunks)
-
-
-def _group_codes(keys: list[np.ndarray]) -> tuple[np.ndarray, int]:
-    """A group number per row for the distinct combinations of the key arrays, and their count."""
-    group = np.zeros(len(keys[0]), dtype=np.int64)
-    count = 1
-    for key in keys:
-        values, codes = np.unique(key, return_inverse=True)
-        combined, group = np.unique(group * len(values) + codes.reshape(-1), return_inverse=True)
-        group, count = group.reshape(-1), len(combined)
-    return group, count
-
-
-@dataclass(frozen=True)
-class _BinaryField:
-    """One column in PostgreSQL's binary wire format.
-
-    Fixed-width types keep big-endian values; text keeps each row's start and length in
-    the column's UTF-8 bytes.
-    """
-
-    valid: np.ndarray
-    values: np.ndarray
-    lengths: np.ndarray | None = None
-    data: np.ndarray | None = None
-
-    @classmethod
-    def of(cls, column: pa.Array, pg_type: str) -> "_BinaryField":
-        """Encode an Arrow column for a PostgreSQL type; KeyError for a type not handled here."""
-        if pg_type in _TEXT_TYPES:
-            strings = column.cast(pa.large_string())
-            valid = strings.is_valid().to_numpy(zero_copy_only=False)
-            _, offsets, data = strings.buffers()
-            starts = np.frombuffer(offsets, dtype=np.int64)[
-                strings.offset : strings.offset + len(strings) + 1
-            ]
-            data = np.frombuffer(data, dtype=np.uint8) if data else np.empty(0, dtype=np.uint8)
-            lengths = np.where(valid, np.diff(starts), 0)
-            return cls(valid, starts[:-1], lengths, data)
-        arrow_type, wire = _FIXED_TYPES[pg_type]
-        typed = column.cast(arrow_type)
-        valid = typed.is_valid().to_numpy(zero_copy_only=False)
-        if pa.types.is_date32(arrow_type):
-            values = typed.cast(pa.int32()).fill_null(0).to_numpy() - _PG_EPOCH_DAYS
-        else:
-            fill = False if pa.types.is_boolean(arrow_type) else 0
-            values = typed.fill_null(fill).to_numpy(zero_copy_only=False)
-        return cls(valid, values.astype(wire))
-
-    def layout(self, index: int, row: int) -> list[tuple[Any, ...]]:
-        """The structured-array fields of this column for rows laid out like `row`."""
-        parts: list[tuple[Any, ...]] = [(f"length_{index}", ">i4")]
-        if not self.valid[row]:
-            return parts
-        if self.lengths is None:
-            return [*parts, (f"value_{index}", self.values.dtype)]
-        width = int(self.lengths[row])
-        return [*parts, (f"value_{index}", np.uint8, (width,))] if width else parts
-
-    def fill(self, record: np.ndarray, index: int, rows: np.ndarray) -> None:
-        """Write the length and value of this column for `rows`, which share one layout."""
-        if not self.valid[rows[0]]:
-            record[f"length_{index}"] = -1
-        elif self.lengths is None:
-            record[f"length_{index}"] = self.values.dtype.itemsize
-            record[f"value_{index}"] = self.values[rows]
-        elif width := int(self.lengths[rows[0]]):
-            record[f"length_{index}"] = width
-            record[f"value_{index}"] = self.data[self.values[rows][:, None] + np.arange(width)]
-        else:
-            record[f"length_{index}"] = 0
-
-
-def _write_json_atomically(content: dict[str, Any], path: Path) -> None:
-    """Write JSON to a temporary file next to `path` (a normal file's mode), then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(content, handle, indent=2)
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)

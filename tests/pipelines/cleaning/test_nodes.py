@@ -6,7 +6,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.contract import QUARANTINE_COLUMNS, SILVER_COLUMNS
+from stock_pipeline.contract import PRICE_VALUES, QUARANTINE_COLUMNS, SILVER_COLUMNS
 from stock_pipeline.pipelines.cleaning import create_pipeline
 from stock_pipeline.pipelines.cleaning.nodes import (
     combine_raw_prices,
@@ -104,7 +104,7 @@ def test_each_rule_quarantines_with_raw_values(column: str, value: str, rule: st
 
 def test_empty_prices_row_is_quarantined():
     raw = bronze()
-    raw.loc[39, ["open", "high", "low", "close", "adj_close"]] = ""
+    raw.loc[39, list(PRICE_VALUES)] = ""
     prices, quarantine = clean(raw)
     assert rule_of(quarantine, raw.loc[39, "date"]) == "empty_prices"
     assert len(prices) == 39
@@ -135,9 +135,9 @@ def test_forward_fill_is_limited_marked_and_never_backward():
 
 def test_flags_ghost_bars_outliers_and_suspected_splits():
     raw = bronze(sessions=60)
-    raw.loc[30, ["open", "high", "low", "close", "adj_close"]] = raw.loc[30, "close"]
+    raw.loc[30, list(PRICE_VALUES)] = raw.loc[30, "close"]
     raw.loc[30, "volume"] = "0"
-    for column in ["open", "high", "low", "close", "adj_close"]:  # scale halves: a 1:1 bonus
+    for column in PRICE_VALUES:  # scale halves: a 1:1 bonus
         raw.loc[45:, column] = (raw.loc[45:, column].astype(float) / 2).map("{:.4f}".format)
     prices, _ = clean(raw)
     assert prices.loc[prices["date"] == pd.Timestamp(raw.loc[30, "date"]), "is_ghost_bar"].all()
@@ -262,7 +262,8 @@ def test_pipeline_slice_reports_quality_per_ticker():
     assert aaa["clean_rows"] == 39
     assert aaa["quarantine_by_rule"] == {"unparsable_value": 1}
     assert aaa["completeness"]["null_counts"]["close"] == 0
-    expected_missing = len(nse_sessions("2024-02-28", "2024-03-28"))
+    day_after = pd.Timestamp(raw["date"].max()) + pd.Timedelta(days=1)
+    expected_missing = len(nse_sessions(day_after, "2024-03-28"))
     assert aaa["freshness"]["missing_sessions"] == expected_missing
     assert aaa["freshness"]["stale"]
     assert 0 < aaa["quality_score"] < 100

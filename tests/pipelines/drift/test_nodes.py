@@ -5,32 +5,34 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from stock_pipeline.contract import DRIFT_RESULT_COLUMNS
 from stock_pipeline.datasets import SQLUpsertDataset
 from stock_pipeline.db import upgrade_database
 from stock_pipeline.pipelines.drift.nodes import (
-    RESULT_COLUMNS,
-    _benjamini_hochberg,
-    build_health_alerts_node,
-    detect_drift_node,
+    _cauchy_combination,
+    build_health_alerts,
+    detect_drift,
     drift_windows,
-    freeze_drift_baseline_node,
-    recommend_retraining_node,
-    request_retraining_node,
+    freeze_drift_baseline,
+    recommend_retraining,
+    request_retraining,
 )
 from tests.pipelines.drift.simulation import RUN_CONTEXT, simulated_features
 
 
-def flagged_share(results: pd.DataFrame) -> float:
-    return results.groupby("ticker")["drift"].any().mean()
+def flagged(results: pd.DataFrame) -> pd.Series:
+    """Each tested (as_of, ticker)'s decision."""
+    tested = results[results["ticker_p_value"].notna()]
+    return tested.groupby(["as_of", "ticker"])["ticker_drift"].first()
 
 
 def test_ks_reproduces_the_seed_rule_with_scipy(params):
     features = simulated_features(tickers=4, sessions=150)
     params = {**params, "method": "ks"}
 
-    results = detect_drift_node(features, {}, params, RUN_CONTEXT)
+    results = detect_drift(features, {}, params, RUN_CONTEXT)
 
-    assert list(results.columns) == RESULT_COLUMNS
+    assert list(results.columns) == list(DRIFT_RESULT_COLUMNS)
     assert len(results) == 4 * len(params["features"])
     for row in results.itertuples():
         values = features.loc[features["ticker"] == row.ticker, row.feature].to_numpy()
@@ -39,15 +41,18 @@ def test_ks_reproduces_the_seed_rule_with_scipy(params):
         assert row.p_value == expected.pvalue
         assert row.drift == (expected.pvalue < 0.05)
         assert (row.baseline_sample_size, row.current_sample_size) == (60, 7)
+    per_ticker = results.groupby("ticker")
+    assert (per_ticker["ticker_p_value"].first() == per_ticker["p_value"].min()).all()
+    assert (per_ticker["ticker_drift"].first() == per_ticker["drift"].any()).all()
 
 
 def test_ks_caps_samples_reproducibly_with_the_seed(params):
     features = simulated_features(tickers=3, sessions=150)
     params = {**params, "method": "ks", "sample_cap": 20}
 
-    first = detect_drift_node(features, {}, params, RUN_CONTEXT)
-    again = detect_drift_node(features, {}, params, RUN_CONTEXT)
-    other_seed = detect_drift_node(features, {}, {**params, "seed": 7}, RUN_CONTEXT)
+    first = detect_drift(features, {}, params, RUN_CONTEXT)
+    again = detect_drift(features, {}, params, RUN_CONTEXT)
+    other_seed = detect_drift(features, {}, {**params, "seed": 7}, RUN_CONTEXT)
 
     assert set(first["baseline_sample_size"]) == {20}
     assert set(first["current_sample_size"]) == {7}
@@ -56,57 +61,158 @@ def test_ks_caps_samples_reproducibly_with_the_seed(params):
 
 
 def test_ks_flags_autocorrelated_features_without_any_change(params):
-    results = detect_drift_node(simulated_features(), {}, {**params, "method": "ks"}, RUN_CONTEXT)
+    results = detect_drift(simulated_features(), {}, {**params, "method": "ks"}, RUN_CONTEXT)
 
-    assert flagged_share(results) >= 0.9
+    assert flagged(results).mean() >= 0.9
 
 
 def test_calibrated_flags_no_ticker_when_nothing_changes(params):
-    results = detect_drift_node(simulated_features(), {}, params, RUN_CONTEXT)
+    results = detect_drift(simulated_features(), {}, params, RUN_CONTEXT)
 
     assert results["p_value"].notna().all()
-    assert flagged_share(results) <= 0.05
+    assert flagged(results).mean() <= 0.05
+    assert results["driver"].isna().all()
 
 
 def test_calibrated_flags_tickers_whose_volatility_triples(params):
-    results = detect_drift_node(simulated_features(vol_factor=3.0), {}, params, RUN_CONTEXT)
+    results = detect_drift(simulated_features(vol_factor=3.0), {}, params, RUN_CONTEXT)
 
-    assert flagged_share(results) >= 0.9
+    assert flagged(results).mean() >= 0.9
     assert results["method"].eq("calibrated").all()
 
 
-def test_calibrated_p_values_are_empirical_over_the_tickers_past_pairs(params):
-    features = simulated_features(tickers=2, sessions=200)
-    results = detect_drift_node(features, {}, params, RUN_CONTEXT)
+@pytest.mark.parametrize("garch", [False, True], ids=["iid_normal", "garch_t"])
+def test_calm_tickers_are_flagged_at_most_alpha_within_binomial_error(params, garch):
+    tickers = 400  # independent tickers: the false alarm count is binomial(400, <= alpha)
+    results = detect_drift(
+        simulated_features(tickers, garch=garch, seed=11), {}, params, RUN_CONTEXT
+    )
 
-    sessions = results["ticker"].map(features.groupby("ticker").size())
-    # a one-session change (diff, log_diff) has no value on the first row, so one pair fewer
-    lag = results["feature"].map(params["transforms"]).str.endswith("diff").astype(int)
-    pairs = sessions - lag - 67 + 1 - 7  # complete pairs whose current window ends before this one
-    floors = 1 / (1 + pairs)
-    multiples = results["p_value"] / floors
-    assert (results["p_value"] >= floors).all()
-    assert np.allclose(multiples, multiples.round())
-    assert (multiples <= 1 + pairs).all()
+    decisions = flagged(results)
+    alpha = params["alpha"]
+    assert len(decisions) == tickers
+    assert decisions.mean() <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / tickers)
 
 
-def test_benjamini_hochberg_matches_scipy_and_skips_untested():
-    p_values = np.array([0.01, 0.04, np.nan, 0.03, 0.005, 0.2, 0.03])
+def test_a_calm_tickers_decision_does_not_depend_on_how_many_others_drift(params):
+    calm = simulated_features(tickers=10, seed=5)
+    others_shocked = simulated_features(tickers=10, seed=5, vol_factor=3.0, shocked=5)
+    all_shocked = simulated_features(tickers=10, seed=5, vol_factor=3.0, shocked=9)
+    last = "T009.NS"  # calm in all three markets
 
-    adjusted = _benjamini_hochberg(p_values)
+    runs = [
+        detect_drift(market, {}, params, RUN_CONTEXT)
+        for market in (calm, others_shocked, all_shocked)
+    ]
 
-    tested = ~np.isnan(p_values)
-    assert np.isnan(adjusted[2])
-    assert np.allclose(adjusted[tested], stats.false_discovery_control(p_values[tested]))
+    shares = [flagged(run).mean() for run in runs]
+    assert shares[0] < shares[1] < shares[2]
+    mine = [run[run["ticker"] == last].reset_index(drop=True) for run in runs]
+    pd.testing.assert_frame_equal(mine[0], mine[1])
+    pd.testing.assert_frame_equal(mine[0], mine[2])
 
 
-def test_fdr_none_decides_each_test_at_alpha(params):
-    features = simulated_features(vol_factor=3.0)
-    corrected = detect_drift_node(features, {}, params, RUN_CONTEXT)
-    uncorrected = detect_drift_node(features, {}, {**params, "fdr": "none"}, RUN_CONTEXT)
+def test_a_large_shock_gets_a_p_value_below_any_empirical_floor(params):
+    features = simulated_features(tickers=2, sessions=200, vol_factor=10.0)
 
-    assert (uncorrected["drift"] == (uncorrected["p_value"] < 0.05)).all()
-    assert uncorrected["drift"].sum() >= corrected["drift"].sum()
+    results = detect_drift(features, {}, params, RUN_CONTEXT)
+
+    past_pairs = 200 - 49 - 67  # sessions after warm-up, less the first pair
+    daily = results[results["feature"] == "daily_return"]
+    assert (daily["p_value"] < 1 / (1 + past_pairs) / 10).all()
+    assert daily["drift"].all()
+    assert (results["driver"] == "daily_return").all()
+
+
+def test_cauchy_combination_is_the_cauchy_tail_of_the_mean_tangent():
+    p_values = np.array([[0.01, 0.5, 0.3], [0.2, np.nan, 0.2], [1e-12, 0.9, 1.0], [np.nan] * 3])
+
+    combined = _cauchy_combination(p_values)
+
+    tangents = np.tan((0.5 - np.minimum(p_values[:3], 0.999)) * np.pi)
+    expected = stats.cauchy.sf(np.nanmean(tangents, axis=1))
+    assert np.allclose(combined[:3], expected, rtol=1e-9)
+    assert combined[1] == pytest.approx(0.2)  # equal p-values combine to themselves
+    assert np.isnan(combined[3])
+
+
+def test_a_ticker_drifts_when_its_combined_p_value_is_below_alpha_and_names_its_drivers(params):
+    features = simulated_features(tickers=20, seed=8, vol_factor=3.0, shocked=10)
+
+    results = detect_drift(features, {}, params, RUN_CONTEXT)
+
+    for _, rows in results.groupby("ticker"):
+        combined = _cauchy_combination(rows["p_value"].to_numpy()[None, :])[0]
+        drifted = combined < params["alpha"]
+        assert np.allclose(rows["ticker_p_value"], combined)
+        assert rows["ticker_drift"].eq(drifted).all()
+        assert rows["drift"].tolist() == (drifted & (rows["p_value"] < params["alpha"])).tolist()
+        strongest = rows.loc[rows["p_value"].idxmin(), "feature"]
+        assert rows["driver"].eq(strongest).all() if drifted else rows["driver"].isna().all()
+    assert results["drift"].any()
+
+
+@pytest.mark.parametrize("method", ["calibrated", "ks"])
+def test_a_replayed_range_equals_single_date_runs(params, method):
+    features = simulated_features(tickers=4, sessions=300, vol_factor=3.0, shocked=2)
+    params = {**params, "method": method}
+    sessions = pd.DatetimeIndex(np.sort(features["date"].unique()))
+
+    replay = detect_drift(
+        features,
+        {},
+        {**params, "as_of_start": str(sessions[120].date()), "as_of_end": None},
+        RUN_CONTEXT,
+    )
+
+    assert list(replay["as_of"].unique()) == list(sessions[120:])
+    assert len(replay) == len(sessions[120:]) * 4 * len(params["features"])
+    for day in (sessions[120], sessions[200], sessions[-1]):
+        single = detect_drift(features, {}, {**params, "as_of": str(day.date())}, RUN_CONTEXT)
+        rows = replay[replay["as_of"] == day].reset_index(drop=True)
+        pd.testing.assert_frame_equal(rows, single)
+
+
+def test_a_replay_ends_at_as_of_end(params):
+    features = simulated_features(tickers=2, sessions=250)
+
+    replay = detect_drift(
+        features,
+        {},
+        {**params, "as_of_start": "2019-09-02", "as_of_end": "2019-09-08"},
+        RUN_CONTEXT,
+    )
+
+    assert [day.date().isoformat() for day in replay["as_of"].unique()] == [
+        "2019-09-02",
+        "2019-09-03",
+        "2019-09-04",
+        "2019-09-05",
+        "2019-09-06",
+    ]
+
+
+def test_as_of_decides_one_date_even_where_a_range_is_configured(params):
+    features = simulated_features(tickers=2, sessions=250)
+    dates = {"as_of": "2019-09-02", "as_of_start": "2019-08-01", "as_of_end": None}
+
+    results = detect_drift(features, {}, {**params, **dates}, RUN_CONTEXT)
+
+    assert set(results["as_of"]) == {pd.Timestamp("2019-09-02")}
+
+
+@pytest.mark.parametrize(
+    ("dates", "message"),
+    [
+        ({"as_of_end": "2019-09-02"}, "as_of_end needs drift.as_of_start"),
+        ({"as_of_start": "2030-01-01"}, "no session in features"),
+    ],
+)
+def test_as_of_dates_that_cannot_be_meant_are_refused(params, dates, message):
+    with pytest.raises(ValueError, match=message):
+        detect_drift(
+            simulated_features(tickers=2, sessions=120), {}, {**params, **dates}, RUN_CONTEXT
+        )
 
 
 @pytest.mark.parametrize("as_of", ["2019-09-02", "2019-08-31"])  # a Monday, then a Saturday
@@ -114,7 +220,7 @@ def test_as_of_replays_the_windows_ending_at_that_date(params, as_of):
     features = simulated_features(tickers=2, sessions=250)
     params = {**params, "method": "ks", "as_of": as_of}
 
-    results = detect_drift_node(features, {}, params, RUN_CONTEXT)
+    results = detect_drift(features, {}, params, RUN_CONTEXT)
 
     assert (results["as_of"] == pd.Timestamp(as_of)).all()
     for row in results.itertuples():
@@ -126,39 +232,40 @@ def test_as_of_replays_the_windows_ending_at_that_date(params, as_of):
 def test_as_of_defaults_to_the_latest_date_and_rejects_dates_before_the_data(params):
     features = simulated_features(tickers=2, sessions=120)
 
-    latest = detect_drift_node(features, {}, params, RUN_CONTEXT)
+    latest = detect_drift(features, {}, params, RUN_CONTEXT)
 
     assert (latest["as_of"] == features["date"].max()).all()
     with pytest.raises(ValueError, match="before the first date"):
-        detect_drift_node(features, {}, {**params, "as_of": "2000-01-03"}, RUN_CONTEXT)
+        detect_drift(features, {}, {**params, "as_of": "2000-01-03"}, RUN_CONTEXT)
 
 
 def test_too_little_history_is_reported_untested(params):
     features = simulated_features(tickers=2, sessions=150)  # 100 rows after warm-up
 
-    results = detect_drift_node(features, {}, params, RUN_CONTEXT)
-    recommendations = recommend_retraining_node(results, RUN_CONTEXT)
+    results = detect_drift(features, {}, params, RUN_CONTEXT)
+    recommendations = recommend_retraining(results, RUN_CONTEXT)
 
     assert results["p_value"].isna().all() and not results["drift"].any()
+    assert results["ticker_p_value"].isna().all() and not results["ticker_drift"].any()
     assert recommendations["share_drifted"] == 0.0
     assert {entry["recommendation"] for entry in recommendations["tickers"].values()} == {"none"}
     assert all("not tested" in entry["reason"] for entry in recommendations["tickers"].values())
 
 
 def test_covid_crash_is_flagged_on_the_real_sample(params, sample_features):
-    results = detect_drift_node(sample_features, {}, {**params, "as_of": "2020-03-17"}, RUN_CONTEXT)
+    results = detect_drift(sample_features, {}, {**params, "as_of": "2020-03-17"}, RUN_CONTEXT)
 
     assert results["p_value"].notna().all()
-    assert flagged_share(results) >= 0.9
+    assert flagged(results).mean() >= 0.9
 
 
 def test_frozen_baseline_is_the_window_ending_at_frozen_end(params):
     features = simulated_features(tickers=3, sessions=300)
     params = {**params, "baseline": "frozen", "frozen_end": "2019-06-28"}
 
-    frozen = freeze_drift_baseline_node(features, params)["baseline"]
-    ks = detect_drift_node(features, {"baseline": frozen}, {**params, "method": "ks"}, RUN_CONTEXT)
-    calibrated = detect_drift_node(features, {"baseline": lambda: frozen}, params, RUN_CONTEXT)
+    frozen = freeze_drift_baseline(features, params)["baseline"]
+    ks = detect_drift(features, {"baseline": frozen}, {**params, "method": "ks"}, RUN_CONTEXT)
+    calibrated = detect_drift(features, {"baseline": lambda: frozen}, params, RUN_CONTEXT)
 
     assert frozen.groupby("ticker").size().eq(60).all()
     assert (frozen.groupby("ticker")["date"].max() == pd.Timestamp("2019-06-28")).all()
@@ -172,18 +279,18 @@ def test_frozen_baseline_is_the_window_ending_at_frozen_end(params):
 
 def test_frozen_mode_without_a_frozen_baseline_says_what_to_run(params):
     with pytest.raises(ValueError, match="--pipelines=baseline"):
-        detect_drift_node(
-            simulated_features(2, 150), {}, {**params, "baseline": "frozen"}, RUN_CONTEXT
-        )
+        detect_drift(simulated_features(2, 150), {}, {**params, "baseline": "frozen"}, RUN_CONTEXT)
 
 
-def drift_rows(run_id: str, drifted: dict[str, list[bool]]) -> pd.DataFrame:
-    """drift_results rows for one run: tickers to per-feature decisions."""
+def drift_rows(
+    run_id: str, drifted: dict[str, list[bool]], as_of: str = "2024-06-03"
+) -> pd.DataFrame:
+    """drift_results rows for one run and as_of: tickers to per-feature decisions."""
     features = ["daily_return", "macd", "volatility"]
     return pd.DataFrame(
         [
             {
-                "as_of": pd.Timestamp("2024-06-03"),
+                "as_of": pd.Timestamp(as_of),
                 "ticker": ticker,
                 "feature": feature,
                 "method": "calibrated",
@@ -193,11 +300,15 @@ def drift_rows(run_id: str, drifted: dict[str, list[bool]]) -> pd.DataFrame:
                 "baseline_sample_size": 60,
                 "current_sample_size": 7,
                 "drift": flag,
+                "ticker_p_value": 0.003 if any(flags) else 0.5,
+                "ticker_drift": any(flags),
+                "driver": features[flags.index(True)] if any(flags) else None,
                 "run_id": run_id,
             }
             for ticker, flags in drifted.items()
             for feature, flag in zip(features, flags, strict=True)
-        ]
+        ],
+        columns=list(DRIFT_RESULT_COLUMNS),
     )
 
 
@@ -209,7 +320,7 @@ def test_recommendations_give_each_ticker_a_decision_and_a_reason():
         ]
     )
 
-    recommendations = recommend_retraining_node(results, RUN_CONTEXT)
+    recommendations = recommend_retraining(results, RUN_CONTEXT)
 
     assert recommendations["as_of"] == "2024-06-03"
     assert recommendations["method"] == "calibrated"
@@ -222,12 +333,29 @@ def test_recommendations_give_each_ticker_a_decision_and_a_reason():
     assert recommendations["tickers"]["BBB.NS"]["recommendation"] == "none"
 
 
+def test_a_replay_recommends_and_alerts_on_its_latest_as_of_only():
+    results = pd.concat(
+        [
+            drift_rows("run-1", {"AAA.NS": [True] * 3, "BBB.NS": [True] * 3}, as_of="2024-05-31"),
+            drift_rows("run-1", {"AAA.NS": [False, False, True], "BBB.NS": [False] * 3}),
+        ]
+    )
+
+    recommendations = recommend_retraining(results, RUN_CONTEXT)
+    alerts = build_health_alerts(results, RUN_CONTEXT)
+
+    assert recommendations["as_of"] == "2024-06-03"
+    assert recommendations["share_drifted"] == 0.5
+    assert alerts[["ticker", "feature"]].values.tolist() == [["AAA.NS", "volatility"]]
+    assert set(alerts["as_of"]) == {pd.Timestamp("2024-06-03").date()}
+
+
 @pytest.mark.parametrize(("threshold", "requested"), [(0.5, True), (0.51, False)])
 def test_retrain_request_only_when_the_drifted_share_reaches_the_threshold(threshold, requested):
     results = drift_rows("run-1", {"AAA.NS": [True, False, False], "BBB.NS": [False] * 3})
-    recommendations = recommend_retraining_node(results, RUN_CONTEXT)
+    recommendations = recommend_retraining(results, RUN_CONTEXT)
 
-    request = request_retraining_node(
+    request = request_retraining(
         recommendations, {"retrain_share_threshold": threshold}, RUN_CONTEXT
     )
 
@@ -242,12 +370,12 @@ def test_alerts_are_one_row_per_drifted_feature_of_this_run_and_upsert_without_d
 ):
     results = pd.concat(
         [
-            drift_rows("run-0", {"AAA.NS": [True] * 3}).assign(as_of=pd.Timestamp("2024-05-31")),
+            drift_rows("run-0", {"AAA.NS": [True] * 3}, as_of="2024-05-31"),
             drift_rows("run-1", {"AAA.NS": [True, False, True], "BBB.NS": [False] * 3}),
         ]
     )
 
-    alerts = build_health_alerts_node(results, RUN_CONTEXT)
+    alerts = build_health_alerts(results, RUN_CONTEXT)
 
     assert alerts[["ticker", "feature"]].values.tolist() == [
         ["AAA.NS", "daily_return"],
@@ -259,7 +387,7 @@ def test_alerts_are_one_row_per_drifted_feature_of_this_run_and_upsert_without_d
         table="model_health_alerts", keys=["ticker", "feature", "as_of"], url=url
     )
     table.save(alerts)
-    table.save(build_health_alerts_node(results, RUN_CONTEXT))
+    table.save(build_health_alerts(results, RUN_CONTEXT))
     stored = table.load()
     assert len(stored) == 2
     assert stored["detected_at"].notna().all()
@@ -284,7 +412,7 @@ def test_drift_windows_are_the_values_each_method_tests(params, method):
 def test_drift_windows_take_the_baseline_from_the_frozen_window(params):
     features = simulated_features(tickers=2, sessions=300)
     params = {**params, "method": "ks", "frozen_end": "2019-06-28"}
-    frozen = freeze_drift_baseline_node(features, params)["baseline"]
+    frozen = freeze_drift_baseline(features, params)["baseline"]
 
     windows = drift_windows(features, "rsi_14", params, frozen=frozen)
 

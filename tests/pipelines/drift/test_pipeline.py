@@ -41,6 +41,26 @@ def test_drift_pipeline_writes_results_recommendations_request_and_alerts(params
     assert not alerts.duplicated(["ticker", "feature", "as_of"]).any()
 
 
+def test_a_replay_writes_every_as_of_and_acts_on_the_latest(params):
+    features = simulated_features(tickers=6, vol_factor=3.0)
+    catalog = make_catalog(features, {**params, "as_of_start": "2020-06-01"})
+
+    SequentialRunner().run(create_pipeline(), catalog)
+
+    results = catalog.load("drift_results")
+    latest = results[results["as_of"] == results["as_of"].max()]
+    recommendations = catalog.load("drift_recommendations")
+    alerts = catalog.load("model_health_alerts")
+    assert (
+        results["as_of"].nunique()
+        == (features["date"] >= "2020-06-01").groupby(features["date"]).any().sum()
+    )
+    assert recommendations["as_of"] == results["as_of"].max().date().isoformat()
+    assert recommendations["share_drifted"] == latest.groupby("ticker")["ticker_drift"].any().mean()
+    assert len(alerts) == latest["drift"].sum() > 0
+    assert set(alerts["as_of"]) == {results["as_of"].max().date()}
+
+
 def test_baseline_pipeline_freezes_what_a_frozen_drift_run_reads(params):
     features = simulated_features(tickers=3, sessions=300)
     params = {**params, "baseline": "frozen", "frozen_end": "2019-06-28"}

@@ -7,38 +7,17 @@ import talib
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.contract import ticker_bucket
+from stock_pipeline.contract import FEATURES_BASE_COLUMNS, SESSION_FLAG_COLUMNS, ticker_bucket
 from stock_pipeline.pipelines.features import create_pipeline
-from stock_pipeline.pipelines.features.indicators import IndicatorConfigError, build_indicators
+from stock_pipeline.pipelines.features.indicators import (
+    CONTRACT_INDICATORS,
+    IndicatorConfigError,
+    build_indicators,
+)
 from stock_pipeline.pipelines.features.nodes import compute_features, update_features
 
-SEED_INDICATORS = [
-    {"name": "daily_return"},
-    {"name": "sma", "timeperiod": 20},
-    {"name": "sma", "timeperiod": 50},
-    {"name": "rsi", "timeperiod": 14},
-    {"name": "macd", "fastperiod": 12, "slowperiod": 26, "signalperiod": 9},
-    {"name": "volatility", "timeperiod": 20},
-]
-PARAMS = {"price_column": "close", "drop_warmup": True, "indicators": SEED_INDICATORS}
-CONTRACT = [
-    "ticker",
-    "date",
-    "open",
-    "high",
-    "low",
-    "close",
-    "adj_close",
-    "volume",
-    "daily_return",
-    "sma_20",
-    "sma_50",
-    "rsi_14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "volatility",
-]
+PARAMS = {"price_column": "close", "drop_warmup": True, "indicators": CONTRACT_INDICATORS}
+CONTRACT = [*FEATURES_BASE_COLUMNS, *SESSION_FLAG_COLUMNS]
 
 
 def prices(ticker: str = "AAA.NS", sessions: int = 200, seed: int = 1) -> pd.DataFrame:

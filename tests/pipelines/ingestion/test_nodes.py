@@ -136,6 +136,9 @@ def test_one_bad_ticker_does_not_stop_the_others(monkeypatch):
     assert report["tickers"]["BBB.NS"]["status"] == "failed"
     assert "delisted" in report["tickers"]["BBB.NS"]["reason"]
     assert report["failed_ratio"] == 0.5
+    outcomes = report["ticker_outcomes"]  # what the run record keeps
+    assert outcomes["ok"] == ["AAA.NS"]
+    assert list(outcomes["failed"]) == ["BBB.NS"] and "delisted" in outcomes["failed"]["BBB.NS"]
 
 
 def test_failure_budget():
@@ -146,6 +149,9 @@ def test_failure_budget():
     with pytest.raises(IngestionFailedError, match="1 of 2 tickers failed"):
         check_failure_budget(report, 0.2)
     check_failure_budget(report, 0.5)
+    every_one = {"failed_ratio": 1.0, "tickers": {"A": {"status": "failed", "reason": "x"}}}
+    with pytest.raises(IngestionFailedError, match="1 of 1 tickers failed"):
+        check_failure_budget(every_one, 1.0)  # nothing fetched is a failure whatever the ratio
 
 
 def test_bronze_text_round_trip():
@@ -311,3 +317,79 @@ def test_refresh_is_logged_with_the_largest_change(monkeypatch, caplog):
     assert change.describe() == "low on 2024-03-11: 169.00 -> 84.00 (-50.30%)"
     assert "AAA.NS: prices in the overlap changed: corporate-action refresh" in caplog.text
     assert "refreshed (history rewritten): AAA.NS, BBB.NS" in caplog.text
+
+
+def test_an_earlier_start_date_backfills_the_missing_head(monkeypatch, caplog):
+    first, _ = run(MarketSource(), {}, monkeypatch, start_date="2024-02-01")
+    source = MarketSource()
+    with caplog.at_level(logging.INFO):
+        changed, report = run(source, first, monkeypatch, start_date="2024-01-01")
+    entry = report["tickers"]["AAA.NS"]
+    head = nse_sessions("2024-01-01", "2024-01-31")
+    assert entry["status"] == "backfilled"
+    assert entry["backfilled_rows"] == len(head)
+    assert report["counts"] == {"backfilled": 2}
+    dates = pd.to_datetime(changed["AAA.NS"]["date"])
+    assert dates.is_unique and dates.is_monotonic_increasing
+    assert list(dates) == list(nse_sessions("2024-01-01", "2024-03-28"))
+    # the head fetch stops a few stored sessions in, to compare them; the tail is the usual overlap
+    head_call = next(call for call in source.calls if call[0] == "AAA.NS" and call[1].month == 1)
+    assert head_call[2] == nse_sessions("2024-02-01", "2024-03-28")[5].date()
+    assert f"AAA.NS: backfilled {len(head)} bars from 2024-01-01 to 2024-01-31" in caplog.text
+    assert f"stored bars: AAA.NS ({len(head)} bars), BBB.NS ({len(head)} bars)" in caplog.text
+    again, report = run(MarketSource(), changed, monkeypatch, start_date="2024-01-01")
+    assert again == {}  # a full bronze file: nothing more to backfill
+    assert report["counts"] == {"unchanged": 2}
+
+
+def test_a_backfill_with_new_sessions_stores_both(monkeypatch):
+    first, _ = run(MarketSource(), {}, monkeypatch, start_date="2024-02-01", end_date="2024-03-15")
+    changed, report = run(MarketSource(), first, monkeypatch, start_date="2024-01-15")
+    assert report["tickers"]["AAA.NS"]["status"] == "backfilled"
+    dates = pd.to_datetime(changed["AAA.NS"]["date"])
+    assert list(dates) == list(nse_sessions("2024-01-15", "2024-03-28"))
+
+
+def test_a_readjusted_history_is_refetched_not_stitched_to_the_head(monkeypatch):
+    first, _ = run(MarketSource(), {}, monkeypatch, start_date="2024-02-01")
+    changed, report = run(MarketSource(scale=0.5), first, monkeypatch, start_date="2024-01-01")
+    assert report["tickers"]["AAA.NS"]["status"] == "refreshed"
+    assert report["tickers"]["AAA.NS"]["backfilled_rows"] == 0
+    assert float(changed["AAA.NS"]["close"].iloc[-1]) == pytest.approx(
+        0.5 * float(first["AAA.NS"]["close"].iloc[-1])
+    )
+
+
+def test_a_source_with_nothing_earlier_changes_nothing(monkeypatch):
+    class ListedLate(MarketSource):
+        def fetch(self, ticker, start, end):
+            return super().fetch(ticker, max(start, date(2024, 2, 1)), end)
+
+    first, _ = run(ListedLate(), {}, monkeypatch, start_date="2024-01-01")
+    changed, report = run(ListedLate(), first, monkeypatch, start_date="2024-01-01")
+    assert changed == {}
+    assert report["counts"] == {"unchanged": 2}
+
+
+def test_refetch_rewrites_every_stored_bar(monkeypatch, caplog):
+    first, _ = run(MarketSource(), {}, monkeypatch, start_date="2024-01-01")
+    source = MarketSource(scale=1.0001)  # within refresh_tolerance: an incremental run keeps it
+    with caplog.at_level(logging.INFO):
+        changed, report = run(
+            source, first, monkeypatch, start_date="2024-02-01", tickers=["AAA.NS"], refetch=True
+        )
+    assert report["refetch"] is True
+    assert report["tickers"]["AAA.NS"]["status"] == "refreshed"
+    assert "ingestion.refetch=true" in report["tickers"]["AAA.NS"]["reason"]
+    assert set(changed) == {"AAA.NS"}
+    assert source.calls == [
+        ("AAA.NS", date(2024, 1, 1), date(2024, 3, 28))
+    ]  # the stored start kept
+    assert float(changed["AAA.NS"]["close"].iloc[0]) == pytest.approx(100.01)
+    assert len(changed["AAA.NS"]) == len(first["AAA.NS"])
+    assert "refetch requested" in caplog.text
+
+
+def test_refetch_must_be_a_boolean():
+    with pytest.raises(ValueError, match=r"ingestion\.refetch"):
+        check_daily_ingestion_settings(params(refetch="yes"))

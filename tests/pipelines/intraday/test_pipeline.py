@@ -19,8 +19,9 @@ from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.runner import SequentialRunner
 
 from stock_pipeline.datasets import DeltaTableDataset, SQLUpsertDataset
-from stock_pipeline.db import upgrade_database
+from stock_pipeline.db import add_feature_columns, upgrade_database
 from stock_pipeline.pipeline_registry import register_pipelines
+from stock_pipeline.pipelines.features.indicators import build_indicators
 from stock_pipeline.pipelines.intraday import create_pipeline
 from stock_pipeline.settings import CONFIG_LOADER_ARGS
 from stock_pipeline.sources.yfinance_source import YFinanceSource
@@ -77,6 +78,8 @@ class IntradayRuns:
         self.tables = tmp_path / "tables"
         self.db_url = f"sqlite:///{tmp_path / 'stock_pipeline.db'}"
         upgrade_database(self.db_url)
+        indicators = build_indicators(parameters["features"]["indicators"])
+        add_feature_columns(self.db_url, [c for i in indicators for c in i.columns])  # as the hook
         self.stub = stub
         self.parameters = parameters
         self.monkeypatch = monkeypatch

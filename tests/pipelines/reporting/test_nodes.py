@@ -3,7 +3,7 @@
 import pandas as pd
 
 from stock_pipeline.pipelines.reporting.nodes import (
-    build_drift_report_parameters,
+    build_drift_report,
     build_quality_report,
 )
 
@@ -12,8 +12,9 @@ PARAMS = {
     "start": "2024-01-01",
     "end": None,
     "max_charts": 20,
-    "drift": {"as_of": None, "features": None},
+    "drift": {"as_of": None, "features": None, "max_charts": 12},
 }
+DRIFT = {"alpha": 0.05, "transforms": {"rsi_14": "diff"}}
 RUN_CONTEXT = {
     "run_id": "2024-06-03T10.00.00.000Z",
     "started_at": "2024-06-03T10:00:00+00:00",
@@ -25,7 +26,15 @@ def _drift_results(rows: list[tuple[str, str]]) -> pd.DataFrame:
     """drift_results rows with the given (as_of, run_id) pairs."""
     return pd.DataFrame(
         [
-            {"as_of": pd.Timestamp(as_of), "ticker": "INFY.NS", "feature": "rsi_14", "run_id": run}
+            {
+                "as_of": pd.Timestamp(as_of),
+                "ticker": "INFY.NS",
+                "feature": "rsi_14",
+                "method": "calibrated",
+                "p_value": 0.5,
+                "drift": False,
+                "run_id": run,
+            }
             for as_of, run in rows
         ]
     )
@@ -67,23 +76,27 @@ def test_drift_report_shows_the_as_of_of_the_latest_drift_run():
         [("2024-06-03", "2024-06-03T10.00.00.000Z"), ("2020-03-17", "2024-06-04T09.00.00.000Z")]
     )
 
-    parameters = build_drift_report_parameters(results, PARAMS, RUN_CONTEXT)
+    built = build_drift_report(results, pd.DataFrame(), {}, PARAMS, DRIFT, RUN_CONTEXT)
 
-    assert parameters["parameters"] == {
+    assert built["parameters"] == {
         "env": "sample",
         "as_of": "2020-03-17",
         "tickers": None,
         "features": None,
+        "max_charts": 12,
+        "alpha": 0.05,
+        "transforms": {"rsi_14": "diff"},
     }
+    assert list(built["inputs"]) == ["drift_results", "recommendations", "drift_windows"]
 
 
 def test_a_configured_as_of_wins_and_no_results_give_none():
-    params = {**PARAMS, "drift": {"as_of": "2024-05-02", "features": ["rsi_14"]}}
+    params = {**PARAMS, "drift": {"as_of": "2024-05-02", "features": ["rsi_14"], "max_charts": 1}}
 
-    configured = build_drift_report_parameters(
-        _drift_results([("2024-06-03", "r")]), params, RUN_CONTEXT
+    configured = build_drift_report(
+        _drift_results([("2024-06-03", "r")]), pd.DataFrame(), {}, params, DRIFT, RUN_CONTEXT
     )
-    empty = build_drift_report_parameters(_drift_results([]), PARAMS, RUN_CONTEXT)
+    empty = build_drift_report(_drift_results([]), pd.DataFrame(), {}, PARAMS, DRIFT, RUN_CONTEXT)
 
     shown = configured["parameters"]
     assert (shown["as_of"], shown["features"]) == ("2024-05-02", ["rsi_14"])

@@ -14,6 +14,7 @@ from stock_pipeline.contract import (
     QUARANTINE_COLUMNS,
     RAW_COLUMNS,
     SILVER_COLUMNS,
+    SPECIAL_SESSION_FLAG,
     TickerStatus,
     ticker_bucket,
 )
@@ -27,9 +28,13 @@ from stock_pipeline.pipelines.cleaning.quality import (
     ticker_report,
     unchanged_ticker,
 )
-from stock_pipeline.trading_calendar import exchange_time
+from stock_pipeline.trading_calendar import exchange_time, is_special_session
 
 logger = logging.getLogger(__name__)
+
+# bronze statuses whose whole history is cleaned again: new, refetched (corporate action or
+# `ingestion.refetch`), or given an earlier head (backfill: rows before the stored silver ones)
+WHOLE_HISTORY = (TickerStatus.CREATED, TickerStatus.REFRESHED, TickerStatus.BACKFILLED)
 
 
 def _lookback_rows(params: dict[str, Any]) -> int | None:
@@ -65,8 +70,8 @@ def combine_raw_prices(
 ) -> tuple[pd.DataFrame, dict[str, str], pd.DataFrame]:
     """The bronze rows to clean in one text frame, the files that could not be read, and the plan.
 
-    A ticker whose silver rows are stored (and no corporate-action refresh or `rebuild`) is cleaned
-    from its new bronze rows plus the look-back; any other ticker from its whole history. The plan
+    A ticker whose silver rows are stored (and no corporate-action refresh, backfill or `rebuild`)
+    is cleaned from its new bronze rows plus the look-back; any other ticker from its whole history. The plan
     has per ticker its mode (`full`, `tail` or `unchanged`) and last stored silver date."""
     last_stored = stored_dates.groupby("ticker")["date"].max() if len(stored_dates) else pd.Series()
     lookback = _lookback_rows(params)
@@ -85,7 +90,7 @@ def combine_raw_prices(
             unreadable[ticker] = f"bronze file lacks columns {missing}"
             continue
         stored = last_stored.get(ticker, pd.NaT)
-        if rebuild or entry.get("status") in (TickerStatus.CREATED, TickerStatus.REFRESHED):
+        if rebuild or entry.get("status") in WHOLE_HISTORY:
             stored = pd.NaT
         rows = _rows_to_clean(frame[list(BRONZE_COLUMNS)], stored, lookback)
         mode = "unchanged" if rows is None else "full" if pd.isna(stored) else "tail"
@@ -133,9 +138,7 @@ def _reject_before_fill(
         ),
     ]
     if params["check_trading_days"]:
-        checks.append(
-            ("non_trading_day", _describe(rules.non_trading_day(parsed), "not an NSE session"))
-        )
+        checks.append(("non_trading_day", _off_session_reasons(parsed, run_day)))
         checks.append(
             (
                 "outside_session_hours",
@@ -156,6 +159,31 @@ def _reject_before_fill(
         index=parsed.index,
     )
     return verdicts.where(~duplicate, duplicates)
+
+
+UNLISTED_SESSION = (
+    "not an NSE session, yet traded (prices and volume): possibly a special session missing "
+    "from the calendar; if NSE held one that day, add it under special_sessions in "
+    "conf/base/calendar.yml"
+)
+
+
+def _off_session_reasons(parsed: pd.DataFrame, run_day: pd.Timestamp) -> pd.Series:
+    """Why a bar falls on no NSE session: traded bars may be an unlisted special session (warned)."""
+    off = rules.non_trading_day(parsed, run_day)
+    unlisted = off & rules.traded(parsed)
+    if unlisted.any():
+        days = (
+            parsed.loc[unlisted].groupby(parsed.loc[unlisted, "date"].dt.date)["ticker"].nunique()
+        )
+        logger.warning(
+            "%d traded bars on days the NSE calendar does not know, possibly unlisted special "
+            "sessions (quarantined as non_trading_day): %s",
+            int(unlisted.sum()),
+            ", ".join(f"{day} ({count} tickers)" for day, count in days.items()),
+        )
+    reasons = _describe(off & ~unlisted, "not an NSE session")
+    return reasons.where(~unlisted, UNLISTED_SESSION)
 
 
 def _forward_fill(parsed: pd.DataFrame, limit: int) -> pd.DataFrame:
@@ -235,6 +263,7 @@ def validate_prices(
     kept = _forward_fill(parsed[first["rule"].isna()], params["ffill_limit"])
     second = _reject_after_fill(kept, params["ffill_limit"])
     flagged = _flag_anomalies(kept[second["rule"].isna()], params)
+    flagged[SPECIAL_SESSION_FLAG] = is_special_session(flagged["date"])
     verdicts = pd.concat([first[first["rule"].notna()], second[second["rule"].notna()]])
     if params["outliers"]["action"] == "quarantine":
         outliers = flagged["is_outlier"]

@@ -62,9 +62,17 @@ def future_date(
     return future | (has_time_of_day(parsed) & (parsed["date"] > run_time))
 
 
-def non_trading_day(parsed: pd.DataFrame) -> pd.Series:
-    """Rows dated on a day that is not an NSE session (weekend, holiday, special session)."""
-    return parsed["date"].notna() & ~is_session(parsed["date"])
+def non_trading_day(parsed: pd.DataFrame, run_day: pd.Timestamp) -> pd.Series:
+    """Rows up to the run day dated on no NSE session (later ones are future_date's to reject)."""
+    dated = parsed["date"].notna() & (parsed["date"].dt.normalize() <= run_day)
+    off = pd.Series(False, index=parsed.index)
+    off[dated] = ~is_session(parsed.loc[dated, "date"])
+    return off
+
+
+def traded(parsed: pd.DataFrame) -> pd.Series:
+    """Rows with positive prices and volume: a real trading bar, not a placeholder."""
+    return (parsed[list(OHLC)] > 0).all(axis=1) & (parsed["volume"] > 0)
 
 
 def outside_session_hours(parsed: pd.DataFrame) -> pd.Series:

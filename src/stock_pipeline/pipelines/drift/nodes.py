@@ -1,62 +1,96 @@
-"""Drift nodes: baseline vs current windows per ticker and monitored feature, alerts and requests.
+"""Drift nodes: per-ticker decisions as of one date or every session of a range, alerts, requests.
 
-Two methods. `ks` is the seed's rule verbatim: a two-sample Kolmogorov-Smirnov test of the raw
-feature values, baseline window against current window, drift when p < alpha. `calibrated` (the
-default) first makes each feature stationary (`drift.transforms`), measures how far the current
-window lies from the baseline in baseline standard deviations (Q, below), takes an empirical
-p-value from the ticker's own history of Q over past window pairs, and controls the false
-discovery rate across tickers and features with Benjamini-Hochberg.
+Every decision is per ticker: whether a ticker drifted depends on its own prices only, never on
+how many other tickers drifted. Two methods. `ks` is the seed's rule verbatim: a two-sample
+Kolmogorov-Smirnov test of the raw feature values, baseline window against current window, a
+feature drifts when p < alpha and a ticker when any feature does. `calibrated` (the default) makes
+each feature stationary (`drift.transforms`), measures the current window's mean absolute
+deviation from the baseline mean in units of the ticker's conditional scale (S, below), turns S
+into a p-value with a tail fitted to the ticker's own past values of S, and combines the features'
+p-values inside the ticker with the Cauchy combination test, which holds under any dependence
+between them.
+
+All sessions of a replay are computed in one vectorized pass: every quantity at a row depends on
+that row and earlier rows of its ticker only, so a range of as_of dates reads each off its row.
 """
 
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import stdtr
 
-RESULT_COLUMNS = [
-    "as_of",
-    "ticker",
-    "feature",
-    "method",
-    "statistic",
-    "p_value",
-    "alpha",
-    "baseline_sample_size",
-    "current_sample_size",
-    "drift",
-    "run_id",
-]
-ALERT_COLUMNS = [
-    "ticker",
-    "feature",
-    "as_of",
-    "p_value",
-    "statistic",
-    "alpha",
-    "baseline_sample_size",
-    "current_sample_size",
-    "method",
-]
+from stock_pipeline.contract import DRIFT_ALERT_COLUMNS, DRIFT_RESULT_COLUMNS
+
 METHODS = ("calibrated", "ks")
 BASELINE_MODES = ("rolling", "frozen")
 TRANSFORMS = ("level", "log", "diff", "log_diff")
 FROZEN_PARTITION = "baseline"
+# a feature whose p-value is near 1 would add a huge negative Cauchy term and could cancel another
+# feature's evidence; capping it there changes nothing else
+CAUCHY_P_CAP = 0.999
+
+
+def _day(value: Any) -> pd.Timestamp:
+    """A date parameter (string or date) as a midnight Timestamp."""
+    return pd.Timestamp(value).normalize()
 
 
 def _as_of(features: pd.DataFrame, params: dict[str, Any]) -> pd.Timestamp:
-    """The requested as_of date (a string, date or null = the latest date in features)."""
+    """The requested single as_of date (a string, date or null = the latest date in features)."""
     as_of = params.get("as_of")
-    return pd.Timestamp(as_of).normalize() if as_of else features["date"].max().normalize()
+    return _day(as_of) if as_of else features["date"].max().normalize()
+
+
+def _as_of_dates(features: pd.DataFrame, params: dict[str, Any]) -> pd.DatetimeIndex:
+    """`drift.as_of` when set, else every session from `as_of_start` to `as_of_end` (null = latest).
+
+    With neither, the latest date. `as_of` wins so that `--params=drift.as_of=...` decides one
+    date even in an environment that replays a range.
+    """
+    start, end = params.get("as_of_start"), params.get("as_of_end")
+    if params.get("as_of") or start is None:
+        if end is not None and not params.get("as_of"):
+            raise ValueError("drift.as_of_end needs drift.as_of_start (for one date use as_of)")
+        return pd.DatetimeIndex([_as_of(features, params)])
+    days = features["date"].dt.normalize()
+    last = _day(end) if end is not None else days.max()
+    sessions = np.sort(days[(days >= _day(start)) & (days <= last)].unique())
+    if not len(sessions):
+        raise ValueError(f"no session in features from drift.as_of_start {start} to {end}")
+    return pd.DatetimeIndex(sessions)
+
+
+def _ordered(features: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by ticker then date, with each row's position in its ticker (`_pos`)."""
+    ordered = features.sort_values(["ticker", "date"], kind="stable", ignore_index=True)
+    return ordered.assign(_pos=ordered.groupby("ticker").cumcount().to_numpy())
 
 
 def _history(features: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Rows up to as_of with each row's position in its ticker and the position of its last row."""
-    history = features[features["date"] < as_of + pd.Timedelta(days=1)]
-    history = history.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-    position = history.groupby("ticker").cumcount()
-    return history.assign(
-        _pos=position.to_numpy(), _end=position.groupby(history["ticker"]).transform("max")
+    """Rows up to as_of, ordered, with the position of each ticker's last row (`_end`)."""
+    history = _ordered(features[features["date"] < as_of + pd.Timedelta(days=1)])
+    return history.assign(_end=history.groupby("ticker")["_pos"].transform("max").to_numpy())
+
+
+def _targets(ordered: pd.DataFrame, as_of_dates: pd.DatetimeIndex) -> pd.DataFrame:
+    """Per as_of and ticker, the row of the ticker's last bar on or before that day (if any)."""
+    rows = pd.DataFrame(
+        {
+            "ticker": ordered["ticker"].to_numpy(),
+            "_date": ordered["date"].to_numpy().astype("datetime64[ns]"),
+            "row": np.arange(len(ordered)),
+        }
+    ).sort_values("_date", kind="stable")
+    grid = pd.MultiIndex.from_product(
+        [as_of_dates, ordered["ticker"].unique()], names=["as_of", "ticker"]
+    ).to_frame(index=False)
+    grid["_date"] = (grid["as_of"] + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")).astype(
+        "datetime64[ns]"
     )
+    matched = pd.merge_asof(grid.sort_values("_date"), rows, on="_date", by="ticker")
+    matched = matched.dropna(subset=["row"]).astype({"row": "int64"})
+    return matched.sort_values(["as_of", "ticker"], ignore_index=True)[["as_of", "ticker", "row"]]
 
 
 def _transform(frame: pd.DataFrame, feature: str, how: str) -> np.ndarray:
@@ -72,124 +106,144 @@ def _transform(frame: pd.DataFrame, feature: str, how: str) -> np.ndarray:
     return np.where(frame["_pos"].to_numpy() > 0, change, np.nan)
 
 
-def _rolling_moments(
-    values: np.ndarray, position: np.ndarray, window: int
+def _lag(values: np.ndarray, position: np.ndarray, periods: int) -> np.ndarray:
+    """Values `periods` rows earlier in the same ticker (NaN before its first row)."""
+    if not periods:
+        return values
+    shifted = np.concatenate((np.full(periods, np.nan), values[:-periods]))
+    return np.where(position >= periods, shifted, np.nan)
+
+
+def _per_ticker(values: np.ndarray, tickers: np.ndarray, window: Any) -> np.ndarray:
+    """A pandas rolling or ewm window's mean within each ticker, in row order."""
+    grouped = pd.Series(values).groupby(tickers, sort=False)
+    smoothed = window(grouped).mean()
+    return smoothed.droplevel(0).sort_index().to_numpy()
+
+
+def _running_sum(values: np.ndarray, tickers: np.ndarray) -> np.ndarray:
+    """Cumulative sum within each ticker, in row order."""
+    return pd.Series(values).groupby(tickers, sort=False).cumsum().to_numpy()
+
+
+def _rolling_baseline(
+    values: np.ndarray, tickers: np.ndarray, position: np.ndarray, params: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and population variance of the `window` values ending at each row of its ticker.
+    """Per row (the end of a current window): the baseline mean and the conditional scale before it.
 
-    NaN where the window is incomplete or holds a NaN. Values are centred per ticker by the caller,
-    so the running sums lose no precision.
+    The scale is an exponentially weighted mean (half-life `scale_halflife` sessions) of each
+    value's absolute deviation from the baseline mean of the sessions before it: like a GARCH
+    variance forecast it follows volatility clusters, so a calm cluster is not drift.
     """
-    valid = ~np.isnan(values)
-    filled = np.where(valid, values, 0.0)
-    cumulative = [np.concatenate(([0.0], np.cumsum(a))) for a in (valid, filled, filled**2)]
-    stop = np.arange(1, len(values) + 1)
-    start = np.maximum(stop - window, 0)
-    count, total, squares = (c[stop] - c[start] for c in cumulative)
-    complete = (position >= window - 1) & (count == window)
-    mean = total / window
-    variance = np.maximum(squares / window - mean**2, 0.0)
-    return np.where(complete, mean, np.nan), np.where(complete, variance, np.nan)
-
-
-def _shift(values: np.ndarray, periods: int) -> np.ndarray:
-    """Values moved down by `periods` rows (callers mask rows whose source is another ticker)."""
-    return np.concatenate((np.full(periods, np.nan), values[:-periods])) if periods else values
-
-
-def _centred(values: np.ndarray, tickers: pd.Series) -> np.ndarray:
-    """Values minus their ticker's mean (Q does not depend on it; the running sums stay small)."""
-    return values - pd.Series(values).groupby(tickers.to_numpy()).transform("mean").to_numpy()
-
-
-def _q_statistic(
-    current_mean: np.ndarray,
-    current_variance: np.ndarray,
-    baseline_mean: np.ndarray,
-    baseline_variance: np.ndarray,
-) -> np.ndarray:
-    """Mean squared distance of the current values from the baseline mean, in baseline variances."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = (current_variance + (current_mean - baseline_mean) ** 2) / baseline_variance
-    return np.where(baseline_variance > 0, q, np.nan)
-
-
-def _frozen_moments(frozen: pd.DataFrame, feature: str, how: str) -> pd.DataFrame:
-    """Per ticker: mean, sample variance and size of the transformed frozen baseline."""
-    frozen = frozen.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-    frozen = frozen.assign(_pos=frozen.groupby("ticker").cumcount().to_numpy())
-    values = pd.Series(_transform(frozen, feature, how)).groupby(frozen["ticker"].to_numpy())
-    return pd.DataFrame(
-        {"mean": values.mean(), "variance": values.var(ddof=1), "n": values.count()}
+    baseline_window, current_window = params["baseline_window"], params["current_window"]
+    mean = _per_ticker(values, tickers, lambda g: g.rolling(baseline_window))
+    deviation = np.abs(values - _lag(mean, position, 1))
+    scale = _per_ticker(
+        deviation,
+        tickers,
+        lambda g: g.ewm(halflife=params["scale_halflife"], min_periods=current_window),
     )
+    return _lag(mean, position, current_window), _lag(scale, position, current_window)
+
+
+def _frozen_baseline_moments(
+    frozen: pd.DataFrame, feature: str, how: str
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Per ticker: mean, mean absolute deviation and size of the transformed frozen baseline."""
+    frozen = _ordered(frozen)
+    values = pd.Series(_transform(frozen, feature, how))
+    tickers = frozen["ticker"].to_numpy()
+    mean = values.groupby(tickers).mean()
+    scale = (values - pd.Series(tickers).map(mean)).abs().groupby(tickers).mean()
+    return mean, scale, values.groupby(tickers).count()
+
+
+def _scale_ratio(
+    values: np.ndarray, position: np.ndarray, centre: np.ndarray, scale: np.ndarray, window: int
+) -> np.ndarray:
+    """S: mean absolute deviation of the current window from the baseline mean, over the scale."""
+    deviations = np.stack([np.abs(_lag(values, position, k) - centre) for k in range(window)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = deviations.mean(axis=0) / scale
+    return np.where(scale > 0, ratio, np.nan)
+
+
+def _tail_p_values(
+    log_s: np.ndarray, tickers: np.ndarray, position: np.ndarray, params: dict[str, Any]
+) -> np.ndarray:
+    """P(S >= this S) under a normal fit of log S over the ticker's earlier window pairs.
+
+    Earlier pairs are those whose current window ends before this one starts. Their mean and
+    standard deviation come from about n / current_window non-overlapping windows, so the tail is
+    Student-t's predictive one with that many degrees of freedom: wide while history is short,
+    normal once it is long, and never floored at 1 / (1 + n) like an empirical p-value.
+    """
+    current_window = params["current_window"]
+    valid = np.isfinite(log_s)
+    sums = [
+        np.nan_to_num(_lag(_running_sum(part, tickers), position, current_window))
+        for part in (
+            valid.astype("float64"),
+            np.where(valid, log_s, 0.0),
+            np.where(valid, log_s**2, 0.0),
+        )
+    ]
+    count, total, squares = sums
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / count
+        variance = (squares - count * mean**2) / (count - 1)
+        windows = count / current_window
+        z = (log_s - mean) / np.sqrt(variance * (1 + 1 / windows))
+        p_value = stdtr(windows - 1, -z)
+    return np.where((count >= params["min_history"]) & valid & (variance > 0), p_value, np.nan)
 
 
 def _calibrated_feature(
-    history: pd.DataFrame, frozen: pd.DataFrame | None, feature: str, params: dict[str, Any]
+    ordered: pd.DataFrame,
+    frozen: pd.DataFrame | None,
+    feature: str,
+    params: dict[str, Any],
+    rows: np.ndarray,
 ) -> pd.DataFrame:
-    """Q as of the last row of each ticker and its empirical p-value over the ticker's past pairs."""
-    baseline_window, current_window = params["baseline_window"], params["current_window"]
+    """S and its p-value at the given rows, each the end of a current window of its ticker."""
     how = params.get("transforms", {}).get(feature, "level")
-    position = history["_pos"].to_numpy()
-    values = _transform(history, feature, how)
+    position = ordered["_pos"].to_numpy()
+    tickers = ordered["ticker"].to_numpy()
+    values = _transform(ordered, feature, how)
     if frozen is None:
-        values = _centred(values, history["ticker"])
-        mean, variance = _rolling_moments(values, position, baseline_window)
-        baseline_mean = _shift(mean, current_window)
-        baseline_variance = (
-            _shift(variance, current_window) * baseline_window / (baseline_window - 1)
-        )
-        complete = position >= baseline_window + current_window - 1
-        baseline_size = pd.Series(baseline_window, index=history["ticker"].unique())
+        first = pd.Series(values).groupby(tickers, sort=False).transform("first").to_numpy()
+        values = values - first  # small running sums; `first` is in every row's past
+        centre, scale = _rolling_baseline(values, tickers, position, params)
+        baseline_size = np.full(len(ordered), params["baseline_window"])
     else:
-        moments = _frozen_moments(frozen, feature, how)
-        values = values - history["ticker"].map(moments["mean"]).to_numpy(dtype="float64")
-        baseline_mean = np.zeros(len(history))
-        baseline_variance = history["ticker"].map(moments["variance"]).to_numpy(dtype="float64")
-        complete = np.ones(len(history), dtype=bool)
-        baseline_size = moments["n"]
-    current_mean, current_variance = _rolling_moments(values, position, current_window)
-    q = _q_statistic(current_mean, current_variance, baseline_mean, baseline_variance)
-    result = _empirical_p_values(history, np.where(complete, q, np.nan), params)
-    tested = result["statistic"].notna()
-    return result.assign(
-        feature=feature,
-        baseline_sample_size=np.where(tested, result["ticker"].map(baseline_size), 0),
-        current_sample_size=np.where(tested, current_window, 0),
-    )
-
-
-def _empirical_p_values(
-    history: pd.DataFrame, q: np.ndarray, params: dict[str, Any]
-) -> pd.DataFrame:
-    """Per ticker: Q at its last row and (1 + #past Q >= it) / (1 + #past Q) over earlier pairs.
-
-    Past pairs are those whose current window ends before this current window starts.
-    """
-    position, end = history["_pos"].to_numpy(), history["_end"].to_numpy()
-    tickers = history["ticker"].to_numpy()
-    is_last = position == end
-    last_q = pd.Series(q[is_last], index=tickers[is_last])
-    current = history["ticker"].map(last_q).to_numpy(dtype="float64")
-    reference = (position <= end - params["current_window"]) & ~np.isnan(q)
-    with np.errstate(invalid="ignore"):
-        exceed = reference & (q >= current)
-    counts = pd.DataFrame({"n": reference, "exceed": exceed}).groupby(tickers).sum()
-    enough = (counts["n"] >= params["min_history"]) & last_q.notna()
+        mean, spread, size = _frozen_baseline_moments(frozen, feature, how)
+        ticker_series = ordered["ticker"]
+        centre = ticker_series.map(mean).to_numpy(dtype="float64")
+        scale = ticker_series.map(spread).to_numpy(dtype="float64")
+        baseline_size = ticker_series.map(size).fillna(0).to_numpy(dtype="int64")
+    statistic = _scale_ratio(values, position, centre, scale, params["current_window"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_s = np.log(statistic)
+    p_value = _tail_p_values(log_s, tickers, position, params)
+    tested = ~np.isnan(statistic[rows])
     return pd.DataFrame(
         {
-            "ticker": counts.index,
-            "statistic": last_q.reindex(counts.index).to_numpy(),
-            "p_value": np.where(enough, (1 + counts["exceed"]) / (1 + counts["n"]), np.nan),
+            "statistic": statistic[rows],
+            "p_value": p_value[rows],
+            "baseline_sample_size": np.where(tested, baseline_size[rows], 0),
+            "current_sample_size": np.where(tested, params["current_window"], 0),
         }
     )
 
 
-def _window_matrix(frame: pd.DataFrame, feature: str, offsets: pd.Series) -> pd.DataFrame:
-    """One row per ticker, one column per offset, the feature's values (NaN where missing)."""
-    return frame.assign(_offset=offsets.to_numpy()).pivot(
-        index="ticker", columns="_offset", values=feature
-    )
+def _windows_at(
+    values: np.ndarray, position: np.ndarray, rows: np.ndarray, back: range
+) -> np.ndarray:
+    """One row per target row: the values `back` rows before it in its ticker (NaN before the first)."""
+    offsets = np.asarray(back)
+    source = rows[:, None] - offsets[None, :]
+    inside = offsets[None, :] <= position[rows][:, None]
+    return np.where(inside, values[np.clip(source, 0, None)], np.nan)
 
 
 def _capped(matrix: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -202,39 +256,47 @@ def _capped(matrix: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _ks_feature(
-    history: pd.DataFrame, frozen: pd.DataFrame | None, feature: str, params: dict[str, Any]
+    ordered: pd.DataFrame,
+    frozen: pd.DataFrame | None,
+    feature: str,
+    params: dict[str, Any],
+    rows: np.ndarray,
 ) -> pd.DataFrame:
-    """The seed's test: ks_2samp of raw values, baseline window against the current window."""
+    """The seed's test at the given rows: ks_2samp of raw values, baseline against current window."""
     baseline_window, current_window = params["baseline_window"], params["current_window"]
-    back = history["_end"] - history["_pos"]
-    current_rows = history[back < current_window]
-    current = _window_matrix(current_rows, feature, back[back < current_window])
+    values = ordered[feature].to_numpy(dtype="float64")
+    position = ordered["_pos"].to_numpy()
+    current = _windows_at(values, position, rows, range(current_window))
     if frozen is None:
-        rows = (back >= current_window) & (back < current_window + baseline_window)
-        baseline = _window_matrix(history[rows], feature, back[rows])
+        back = range(current_window, current_window + baseline_window)
+        baseline = _windows_at(values, position, rows, back)
     else:
-        baseline = _window_matrix(frozen, feature, frozen.groupby("ticker").cumcount())
-    baseline = baseline.reindex(current.index)
+        frozen = _ordered(frozen)
+        matrix = frozen.pivot(index="ticker", columns="_pos", values=feature)
+        baseline = matrix.reindex(ordered["ticker"].to_numpy()[rows]).to_numpy(dtype="float64")
     rng = np.random.default_rng(params["seed"])
-    base_values = _capped(baseline.to_numpy(dtype="float64"), params["sample_cap"], rng)
-    current_values = _capped(current.to_numpy(dtype="float64"), params["sample_cap"], rng)
+    base_values = _capped(baseline, params["sample_cap"], rng)
+    current_values = _capped(current, params["sample_cap"], rng)
     base_size = (~np.isnan(base_values)).sum(axis=1)
     current_size = (~np.isnan(current_values)).sum(axis=1)
     testable = (base_size > 0) & (current_size > 0)
-    statistic = np.full(len(current), np.nan)
-    p_value = np.full(len(current), np.nan)
+    statistic = np.full(len(rows), np.nan)
+    p_value = np.full(len(rows), np.nan)
     if testable.any():
         # imported here: scipy.stats takes a second to import and only the ks method needs it
         from scipy.stats import ks_2samp  # noqa: PLC0415
 
+        policy = (
+            "omit"
+            if np.isnan(base_values[testable]).any() or np.isnan(current_values[testable]).any()
+            else "propagate"
+        )
         result = ks_2samp(
-            base_values[testable], current_values[testable], axis=1, nan_policy="omit"
+            base_values[testable], current_values[testable], axis=1, nan_policy=policy
         )
         statistic[testable], p_value[testable] = result.statistic, result.pvalue
     return pd.DataFrame(
         {
-            "ticker": current.index,
-            "feature": feature,
             "statistic": statistic,
             "p_value": p_value,
             "baseline_sample_size": base_size,
@@ -243,14 +305,45 @@ def _ks_feature(
     )
 
 
-def _benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (NaN stays NaN and does not count as a test)."""
-    adjusted = np.full(len(p_values), np.nan)
-    tested = np.flatnonzero(~np.isnan(p_values))
-    order = tested[np.argsort(p_values[tested], kind="stable")]
-    ranked = p_values[order] * len(order) / np.arange(1, len(order) + 1)
-    adjusted[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
-    return adjusted
+def _cauchy_combination(p_values: np.ndarray) -> np.ndarray:
+    """Per row, the Cauchy combination test of its p-values (NaN skipped; valid under dependence).
+
+    T = mean of tan((1/2 - p) pi) is standard Cauchy under the null whatever the dependence
+    between the p-values (Liu and Xie, 2020), so the combined p-value is its Cauchy tail.
+    """
+    capped = np.minimum(p_values, CAUCHY_P_CAP)
+    with np.errstate(divide="ignore"):
+        terms = 1 / np.tan(np.pi * capped)  # tan((1/2 - p) pi), exact for tiny p
+    tested = ~np.isnan(terms)
+    count = tested.sum(axis=1)
+    mean = np.where(tested, terms, 0.0).sum(axis=1) / np.maximum(count, 1)
+    with np.errstate(divide="ignore"):
+        combined = np.where(mean > 0, np.arctan(1 / mean) / np.pi, 0.5 - np.arctan(mean) / np.pi)
+    return np.where(count > 0, combined, np.nan)
+
+
+def _ticker_decisions(
+    p_values: np.ndarray, features: list[str], method: str, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per (as_of, ticker) row of feature p-values: ticker p-value, ticker and feature decisions, driver.
+
+    calibrated: the ticker drifts when its Cauchy-combined p-value is below alpha, and the
+    features that drove it are those whose own p-value is below alpha (the combined p-value can
+    only be below alpha when at least one is). ks: the seed's rule, any feature with p < alpha.
+    """
+    tested = ~np.isnan(p_values).all(axis=1)
+    if method == "ks":
+        ticker_p = np.where(
+            tested, np.nanmin(np.where(tested[:, None], p_values, 1.0), axis=1), np.nan
+        )
+    else:
+        ticker_p = _cauchy_combination(p_values)
+    ticker_drift = ticker_p < alpha
+    with np.errstate(invalid="ignore"):
+        feature_drift = ticker_drift[:, None] & (p_values < alpha)
+    strongest = np.argmin(np.where(np.isnan(p_values), np.inf, p_values), axis=1)
+    driver = np.where(ticker_drift, np.asarray(features, dtype=object)[strongest], None)
+    return ticker_p, ticker_drift, feature_drift, driver
 
 
 def _frozen_baseline(
@@ -295,8 +388,7 @@ def drift_windows(
         value=_transform(history, feature, how), window=window
     )[back < limit]
     if frozen is not None:
-        frozen = frozen.sort_values(["ticker", "date"], kind="stable").reset_index(drop=True)
-        frozen = frozen.assign(_pos=frozen.groupby("ticker").cumcount().to_numpy())
+        frozen = _ordered(frozen)
         baseline = frozen[["ticker", "date"]].assign(
             value=_transform(frozen, feature, how), window="baseline"
         )
@@ -304,39 +396,56 @@ def drift_windows(
     return windows.dropna(subset=["value"]).sort_values(["ticker", "date"], ignore_index=True)
 
 
-def detect_drift_node(
+def detect_drift(
     features: pd.DataFrame,
     drift_baseline: dict[str, pd.DataFrame],
     params: dict[str, Any],
     run_context: dict[str, Any],
 ) -> pd.DataFrame:
-    """One row per (ticker, monitored feature) as of `drift.as_of`: statistic, p-value, decision."""
+    """One row per (as_of, ticker, monitored feature): statistic, p-values, per-ticker decision."""
     method = params["method"]
     if method not in METHODS:
         raise ValueError(f"drift.method must be one of {METHODS}, got {method!r}")
-    as_of = _as_of(features, params)
-    history = _history(features, as_of)
-    if history.empty:
-        raise ValueError(f"drift.as_of {as_of.date()} is before the first date in features")
+    as_of_dates = _as_of_dates(features, params)
+    ordered = _ordered(features)
+    targets = _targets(ordered, as_of_dates)
+    if targets.empty:
+        raise ValueError(
+            f"drift.as_of {as_of_dates[-1].date()} is before the first date in features"
+        )
     frozen = _frozen_baseline(drift_baseline, params)
     test = _ks_feature if method == "ks" else _calibrated_feature
+    rows = targets["row"].to_numpy()
+    names = list(params["features"])
+    per_feature = [test(ordered, frozen, feature, params, rows) for feature in names]
+    p_values = np.column_stack(
+        [frame["p_value"].to_numpy(dtype="float64") for frame in per_feature]
+    )
+    alpha = float(params["alpha"])
+    ticker_p, ticker_drift, feature_drift, driver = _ticker_decisions(
+        p_values, names, method, alpha
+    )
     results = pd.concat(
-        [test(history, frozen, feature, params) for feature in params["features"]],
+        [
+            frame.assign(
+                as_of=targets["as_of"].to_numpy(),
+                ticker=targets["ticker"].to_numpy(),
+                feature=feature,
+                drift=feature_drift[:, column],
+                ticker_p_value=ticker_p,
+                ticker_drift=ticker_drift,
+                driver=driver,
+            )
+            for column, (feature, frame) in enumerate(zip(names, per_feature, strict=True))
+        ],
         ignore_index=True,
     )
-    p_values = results["p_value"].to_numpy(dtype="float64")
-    if method == "calibrated" and params.get("fdr", "benjamini_hochberg") == "benjamini_hochberg":
-        drift = _benjamini_hochberg(p_values) <= params["alpha"]
-    else:
-        drift = p_values < params["alpha"]
-    results = results.assign(
-        as_of=as_of,
-        method=method,
-        alpha=float(params["alpha"]),
-        drift=drift,
-        run_id=run_context["run_id"],
+    results = results.assign(method=method, alpha=alpha, run_id=run_context["run_id"]).astype(
+        {"driver": "string"}
     )
-    return results.sort_values(["ticker", "feature"], ignore_index=True)[RESULT_COLUMNS]
+    return results.sort_values(["as_of", "ticker", "feature"], ignore_index=True)[
+        list(DRIFT_RESULT_COLUMNS)
+    ]
 
 
 def _reason(tested: int, drifted: list[str], method: str) -> str:
@@ -348,16 +457,17 @@ def _reason(tested: int, drifted: list[str], method: str) -> str:
     return f"drift in {len(drifted)} of {tested} tested features ({method}): {', '.join(drifted)}"
 
 
-def _this_run(drift_results: pd.DataFrame, run_context: dict[str, Any]) -> pd.DataFrame:
-    """The rows this run wrote (drift_results loads back with the rows of earlier runs)."""
-    return drift_results[drift_results["run_id"] == run_context["run_id"]]
+def _latest_of_this_run(drift_results: pd.DataFrame, run_context: dict[str, Any]) -> pd.DataFrame:
+    """The rows this run wrote for its latest as_of (drift_results loads back with earlier runs')."""
+    this_run = drift_results[drift_results["run_id"] == run_context["run_id"]]
+    return this_run[this_run["as_of"] == this_run["as_of"].max()]
 
 
-def recommend_retraining_node(
+def recommend_retraining(
     drift_results: pd.DataFrame, run_context: dict[str, Any]
 ) -> dict[str, Any]:
-    """Per ticker `retrain_model` when any monitored feature drifted, else `none`, with the reason."""
-    drift_results = _this_run(drift_results, run_context)
+    """Per ticker, as of the run's latest as_of: `retrain_model` when it drifted, with the reason."""
+    drift_results = _latest_of_this_run(drift_results, run_context)
     method = str(drift_results["method"].iloc[0])
     drifted = drift_results[drift_results["drift"]].groupby("ticker")["feature"].agg(list)
     tested = drift_results["p_value"].notna().groupby(drift_results["ticker"]).sum()
@@ -378,7 +488,7 @@ def recommend_retraining_node(
     }
 
 
-def request_retraining_node(
+def request_retraining(
     drift_recommendations: dict[str, Any], params: dict[str, Any], run_context: dict[str, Any]
 ) -> dict[str, Any]:
     """The retrain request: requested true when the drifted share reaches the threshold."""
@@ -402,20 +512,20 @@ def request_retraining_node(
     }
 
 
-def build_health_alerts_node(
-    drift_results: pd.DataFrame, run_context: dict[str, Any]
-) -> pd.DataFrame:
-    """One model_health_alerts row per drifted (ticker, feature, as_of).
+def build_health_alerts(drift_results: pd.DataFrame, run_context: dict[str, Any]) -> pd.DataFrame:
+    """One model_health_alerts row per drifted (ticker, feature) as of the run's latest as_of.
 
     No detected_at: the database stamps it when the alert is first stored, so a rerun of an
     as_of neither adds nor rewrites a row.
     """
-    drift_results = _this_run(drift_results, run_context)
+    drift_results = _latest_of_this_run(drift_results, run_context)
     alerts = drift_results[drift_results["drift"]].drop_duplicates(["ticker", "feature", "as_of"])
-    return alerts.assign(as_of=alerts["as_of"].dt.date)[ALERT_COLUMNS].reset_index(drop=True)
+    return alerts.assign(as_of=alerts["as_of"].dt.date)[list(DRIFT_ALERT_COLUMNS)].reset_index(
+        drop=True
+    )
 
 
-def freeze_drift_baseline_node(
+def freeze_drift_baseline(
     features: pd.DataFrame, params: dict[str, Any]
 ) -> dict[str, pd.DataFrame]:
     """The `baseline_window` sessions per ticker ending at `drift.frozen_end` (null = latest)."""

@@ -6,9 +6,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.contract import PRICES_COLUMNS
+from stock_pipeline.contract import PRICES_COLUMNS, SPECIAL_SESSION_FLAG
 from stock_pipeline.engine import submit_buckets
 from stock_pipeline.pipelines.features.indicators import Indicator, build_indicators
+from stock_pipeline.trading_calendar import is_special_session
 
 PRICE_CHOICES = ("close", "adj_close")
 
@@ -73,7 +74,7 @@ def compute_indicators(
 
 
 def compute_features(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Prices plus configured indicators, per ticker, sorted by ticker then date, warm-up dropped."""
+    """Prices, configured indicators and the special-session flag, by ticker then date, no warm-up."""
     indicators = build_indicators(params["indicators"])
     ordered = _sorted_by_ticker_and_date(prices[list(PRICES_COLUMNS)].reset_index(drop=True))
     columns, positions = compute_indicators(
@@ -84,6 +85,7 @@ def compute_features(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFra
     output = {name: ordered[name].array[keep] for name in PRICES_COLUMNS}
     output["volume"] = ordered["volume"].to_numpy(np.float64)[keep]
     output.update({name: values[keep] for name, values in columns.items()})
+    output[SPECIAL_SESSION_FLAG] = is_special_session(ordered["date"]).to_numpy()[keep]
     return pd.DataFrame(output, copy=False)
 
 

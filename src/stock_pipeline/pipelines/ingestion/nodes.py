@@ -1,4 +1,5 @@
-"""Incremental ingestion into bronze: only the missing sessions, a full refetch after a corporate action.
+"""Incremental ingestion into bronze: only the missing sessions (at the end, and at the head when
+start_date moves earlier), a full refetch after a corporate action or on request (`refetch`).
 
 The same nodes serve daily bars (the `ingestion` pipeline, data/01_raw/prices) and 5m/15m bars (the
 `intraday` pipeline, data/01_raw/intraday). Bar times are naive Asia/Kolkata wall-clock time.
@@ -17,7 +18,12 @@ from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, TickerStatus
 from stock_pipeline.progress import run_concurrently
 from stock_pipeline.sources import PriceSource, SourceError, build_source
 from stock_pipeline.sources.base import bar_spacing
-from stock_pipeline.trading_calendar import exchange_time, expected_last_session, sessions_back
+from stock_pipeline.trading_calendar import (
+    exchange_time,
+    expected_last_session,
+    nse_sessions,
+    sessions_back,
+)
 from stock_pipeline.universe import resolve_universe
 
 logger = logging.getLogger(__name__)
@@ -33,13 +39,14 @@ class IngestionFailedError(RuntimeError):
 
 @dataclass
 class TickerOutcome:
-    """What happened to one ticker: status (created, updated, unchanged, refreshed, failed) and data to store."""
+    """What happened to one ticker: status, rows, backfilled head rows and the data to store."""
 
     status: TickerStatus
     rows_fetched: int = 0
     rows_stored: int = 0
     reason: str | None = None
     data: pd.DataFrame | None = field(default=None, repr=False)
+    backfilled_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ def _checked_settings(params: dict[str, Any], intervals: tuple[str, ...], hint: 
             f"ingestion.interval is {interval!r}, but this pipeline stores {'/'.join(intervals)} "
             f"bars only; {hint}"
         )
+    if not isinstance(params.get("refetch", False), bool):
+        raise ValueError(f"ingestion.refetch is {params['refetch']!r}: use true or false")
     return params
 
 
@@ -184,6 +193,7 @@ def _refetch(
     window: tuple[date, date],
     rows_fetched: int,
     reason: str,
+    level: int = logging.WARNING,
 ) -> TickerOutcome:
     """The whole window fetched again to replace what is stored; logged with its reason."""
     start, end = window
@@ -194,7 +204,8 @@ def _refetch(
         if older
         else ""
     )
-    logger.warning(
+    logger.log(
+        level,
         "%s: %s; refetched %s to %s: %d rows replace %d stored%s",
         ticker,
         reason,
@@ -207,6 +218,77 @@ def _refetch(
     return TickerOutcome(TickerStatus.REFRESHED, rows_fetched + len(full), len(full), reason, full)
 
 
+def _head_missing(stored_dates: pd.Series, start: date) -> bool:
+    """True when sessions from `start` on come before the first stored bar (start_date moved earlier)."""
+    first = stored_dates.min().normalize()
+    return not nse_sessions(start, first - pd.Timedelta(days=1)).empty
+
+
+def _fetch_head(
+    ticker: str, stored_dates: pd.Series, source: PriceSource, start: date, overlap: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The head before the first stored bar, and the whole fetch, whose overlap must match bronze."""
+    ordered = stored_dates.dropna().sort_values()
+    head_end = ordered.iloc[min(overlap, len(ordered) - 1)].date()
+    fetched = to_bronze_text(source.fetch(ticker, start, head_end))
+    return fetched[_parsed_dates(fetched) < ordered.iloc[0]], fetched
+
+
+def _extend(
+    ticker: str,
+    stored: pd.DataFrame,
+    stored_dates: pd.Series,
+    source: PriceSource,
+    window: tuple[date, date],
+    params: dict[str, Any],
+) -> TickerOutcome:
+    """Stored bars with the missing head (start_date moved earlier) and the new sessions added."""
+    start, end = window
+    tolerance = params["refresh_tolerance"]
+    stored = stored[list(BRONZE_COLUMNS)]
+    rows_fetched, backfilled = 0, 0
+    if _head_missing(stored_dates, start):
+        head, fetched = _fetch_head(ticker, stored_dates, source, start, params["overlap_sessions"])
+        rows_fetched = len(fetched)
+        change = overlap_change(stored, fetched)
+        if change is not None and change.change > tolerance:
+            reason = (
+                "prices before the backfilled head changed: corporate-action refresh "
+                f"(largest change {change.describe()}, tolerance {100 * tolerance:.3g}%)"
+            )
+            return _refetch(ticker, stored, source, window, rows_fetched, reason)
+        if not head.empty:
+            logger.info(
+                "%s: backfilled %d bars from %s to %s, before the first stored bar %s",
+                ticker,
+                len(head),
+                head["date"].iloc[0],
+                head["date"].iloc[-1],
+                stored_dates.min().date(),
+            )
+            stored = pd.concat([head, stored], ignore_index=True)
+            backfilled = len(head)
+    last_stored = stored_dates.max()
+    overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
+    fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
+    rows_fetched += len(fetched)
+    change = overlap_change(stored, fetched)
+    if change is not None and change.change > tolerance:
+        reason = (
+            "prices in the overlap changed: corporate-action refresh "
+            f"(largest change {change.describe()}, tolerance {100 * tolerance:.3g}%)"
+        )
+        return _refetch(ticker, stored, source, window, rows_fetched, reason)
+    new_rows = fetched[_parsed_dates(fetched) > last_stored]
+    if new_rows.empty and not backfilled:
+        return TickerOutcome(TickerStatus.UNCHANGED, rows_fetched, len(stored))
+    combined = pd.concat([stored, new_rows], ignore_index=True)
+    status = TickerStatus.BACKFILLED if backfilled else TickerStatus.UPDATED
+    return TickerOutcome(
+        status, rows_fetched, len(combined), data=combined, backfilled_rows=backfilled
+    )
+
+
 def ingest_ticker(
     ticker: str,
     stored_loader: Loader | None,
@@ -214,7 +296,7 @@ def ingest_ticker(
     window: tuple[date, date],
     params: dict[str, Any],
 ) -> TickerOutcome:
-    """Fetch what one ticker lacks; refetch its whole history when the overlap shows re-adjusted prices."""
+    """Fetch what one ticker lacks around its stored bars; refetch all on request or re-adjustment."""
     start, end = window
     interval = params.get("interval", "1d")
     try:
@@ -227,22 +309,13 @@ def ingest_ticker(
         if stored_interval not in (None, interval):
             reason = f"stored bars are {stored_interval}, this run asks for {interval}: rewritten"
             return _refetch(ticker, stored, source, window, 0, reason)
-        last_stored = stored_dates.max()
-        overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
-        fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
-        change = overlap_change(stored, fetched)
-        if change is not None and change.change > params["refresh_tolerance"]:
-            reason = (
-                "prices in the overlap changed: corporate-action refresh "
-                f"(largest change {change.describe()}, tolerance "
-                f"{100 * params['refresh_tolerance']:.3g}%)"
-            )
-            return _refetch(ticker, stored, source, window, len(fetched), reason)
-        new_rows = fetched[_parsed_dates(fetched) > last_stored]
-        if new_rows.empty:
-            return TickerOutcome(TickerStatus.UNCHANGED, len(fetched), len(stored))
-        combined = pd.concat([stored[list(BRONZE_COLUMNS)], new_rows], ignore_index=True)
-        return TickerOutcome(TickerStatus.UPDATED, len(fetched), len(combined), data=combined)
+        if params.get("refetch", False):
+            first = stored_dates.min().date()
+            # daily history is kept whole; intraday bars older than the source serves are dropped
+            everything = (min(start, first) if interval in DAILY_INTERVALS else start, end)
+            reason = "ingestion.refetch=true: every stored bar refetched"
+            return _refetch(ticker, stored, source, everything, 0, reason, logging.INFO)
+        return _extend(ticker, stored, stored_dates, source, window, params)
     except (SourceError, OSError, ValueError, pd.errors.ParserError) as error:
         logger.warning("ingestion of %s failed: %s", ticker, error)
         return TickerOutcome(TickerStatus.FAILED, reason=f"{type(error).__name__}: {error}")
@@ -277,20 +350,27 @@ def ingest_prices(
 
 
 def _log_summary(report: dict[str, Any]) -> None:
-    """One line per run: tickers per status, the refreshed ones by name, rows fetched."""
+    """One line per run: tickers per status, the refreshed and backfilled ones by name, rows fetched."""
     entries = report["tickers"]
     refreshed = [
         ticker for ticker, entry in entries.items() if entry["status"] == TickerStatus.REFRESHED
     ]
+    backfilled = [
+        f"{ticker} ({entry['backfilled_rows']} bars)"
+        for ticker, entry in entries.items()
+        if entry["backfilled_rows"]
+    ]
     logger.info(
-        "ingestion of %d tickers (%s bars, %s to %s): %s; %d rows fetched%s",
+        "ingestion of %d tickers (%s bars, %s to %s%s): %s; %d rows fetched%s%s",
         len(entries),
         report["interval"],
         report["window"]["start"],
         report["window"]["end"],
+        ", refetch requested" if report["refetch"] else "",
         ", ".join(f"{count} {status}" for status, count in report["counts"].items()) or "nothing",
         sum(entry["rows_fetched"] for entry in entries.values()),
         f"; refreshed (history rewritten): {', '.join(refreshed)}" if refreshed else "",
+        f"; backfilled before the stored bars: {', '.join(backfilled)}" if backfilled else "",
     )
 
 
@@ -307,6 +387,7 @@ def _ingestion_report(
             "status": str(outcomes[ticker].status),
             "rows_fetched": outcomes[ticker].rows_fetched,
             "rows_stored": outcomes[ticker].rows_stored,
+            "backfilled_rows": outcomes[ticker].backfilled_rows,
             "reason": outcomes[ticker].reason,
         }
         for ticker in tickers
@@ -317,6 +398,7 @@ def _ingestion_report(
         "started_at": run_context["started_at"],
         "source": params["source"],
         "interval": params["interval"],
+        "refetch": bool(params.get("refetch", False)),
         "window": {"start": window[0].isoformat(), "end": window[1].isoformat()},
         "counts": statuses.value_counts().to_dict(),
         "failed_ratio": float((statuses == TickerStatus.FAILED).mean()) if len(statuses) else 0.0,
@@ -333,7 +415,8 @@ def _ingestion_report(
 
 
 def check_failure_budget(ingestion_report: dict[str, Any], max_failed_ratio: float) -> None:
-    """Fail the run when more than max_failed_ratio of the tickers failed; name them and why."""
+    """Fail the run when more than max_failed_ratio of the tickers failed, or all of them (a run
+    that fetched nothing must not exit 0 from cron, whatever the ratio); name them and why."""
     failed = {
         ticker: entry["reason"]
         for ticker, entry in ingestion_report["tickers"].items()
@@ -341,7 +424,8 @@ def check_failure_budget(ingestion_report: dict[str, Any], max_failed_ratio: flo
     }
     if failed:
         logger.warning("%d ticker(s) failed ingestion: %s", len(failed), failed)
-    if ingestion_report["failed_ratio"] > max_failed_ratio:
+    every_one = bool(failed) and len(failed) == len(ingestion_report["tickers"])
+    if every_one or ingestion_report["failed_ratio"] > max_failed_ratio:
         raise IngestionFailedError(
             f"{len(failed)} of {len(ingestion_report['tickers'])} tickers failed "
             f"(more than ingestion.max_failed_ratio={max_failed_ratio}): {failed}"
