@@ -8,6 +8,7 @@ from importlib import import_module
 from typing import Any
 
 _MODULES = {
+    "AppendParquetDataset": "append_parquet",
     "MergeParquetDataset": "parquet",
     "NotebookReportDataset": "notebook_report",
     "OptionalPartitionedDataset": "partitions",
@@ -16,6 +17,7 @@ _MODULES = {
 }
 
 __all__ = [
+    "AppendParquetDataset",
     "MergeParquetDataset",
     "NotebookReportDataset",
     "OptionalPartitionedDataset",
