@@ -8,6 +8,7 @@ from importlib import import_module
 from typing import Any
 
 _MODULES = {
+    "AppendParquetDataset": "append_parquet",
     "DeltaTableDataset": "delta_table",
     "DeltaVersionDataset": "delta_table",
     "MergeParquetDataset": "parquet",
@@ -18,6 +19,7 @@ _MODULES = {
 }
 
 __all__ = [
+    "AppendParquetDataset",
     "DeltaTableDataset",
     "DeltaVersionDataset",
     "MergeParquetDataset",
