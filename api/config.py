@@ -63,6 +63,7 @@ class ApiConfig:
     project_root: Path
     env: str
     files: dict[str, Path]
+    catalog_entries: dict[str, dict[str, Any]]  # the entries of CATALOG_FILES, paths made absolute
     db_url: str
     # name -> SHA-256 of the key: the keys themselves are not kept, so no repr or log can show one
     api_keys: dict[str, bytes] = field(default_factory=dict)
@@ -164,10 +165,12 @@ def load_config(project_root: Path | None = None, env: str | None = None) -> Api
     api_params = _config_section(loader, "parameters").get("api") or {}
     configure_calendar(loader)  # freshness counts the special sessions the pipeline knows
     files = {name: _catalog_path(catalog, name, root) for name in CATALOG_FILES}
+    entries = {name: {**catalog[name], "filepath": str(files[name])} for name in CATALOG_FILES}
     return ApiConfig(
         project_root=root,
         env=chosen_env,
         files=files,
+        catalog_entries=entries,
         db_url=resolve_db_url(database_url(), root),
         api_keys=api_keys(_credentials(loader)),
         rate_limit=rate_limit(api_params.get("rate_limit") or {}),

@@ -51,7 +51,7 @@ class Services:
         """Services for a configuration; nothing is read or connected yet."""
         return cls(
             config=config,
-            store=DataStore(config.files),
+            store=DataStore(config.files, config.catalog_entries),
             db=Database(config.db_url),
             limiter=RateLimiter(config.rate_limit),
         )

@@ -7,12 +7,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from kedro.io import AbstractDataset
 from pydantic_core import to_json
 
 from stock_pipeline.contract import KEY, fingerprint_features
@@ -279,9 +281,11 @@ def _spans(tickers: np.ndarray, dates: np.ndarray) -> dict[str, TickerSpan]:
 
 
 def _signature(path: Path) -> Signature | None:
-    """The file's (mtime in ns, size), or None when it does not exist; a table folder's commit log's."""
+    """The file's (mtime in ns, size), or None when it does not exist; for a folder, its Delta
+    commit log's, or its own (a part file added or removed changes it)."""
     try:
-        stat = (path / "_delta_log" if path.is_dir() else path).stat()
+        log = path / "_delta_log"
+        stat = (log if log.is_dir() else path).stat()
     except OSError:
         return None
     return stat.st_mtime_ns, stat.st_size
@@ -394,9 +398,10 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def read_drift(path: Path) -> dict[str, pd.DataFrame]:
-    """Drift results grouped by ticker, each sorted by as_of then feature."""
-    frame = pd.read_parquet(path)
+def read_drift(entry: dict[str, Any], path: Path) -> dict[str, pd.DataFrame]:
+    """Drift results, loaded through their catalog entry's dataset (which applies its merge
+    rules), grouped by ticker, each sorted by as_of then feature."""
+    frame = AbstractDataset.from_config("drift_results", {**entry, "filepath": str(path)}).load()
     frame["as_of"] = _naive_days(frame["as_of"])
     frame = frame.sort_values(["ticker", "as_of", "feature"], kind="stable")
     return {str(t): group.reset_index(drop=True) for t, group in frame.groupby("ticker")}
@@ -405,10 +410,12 @@ def read_drift(path: Path) -> dict[str, pd.DataFrame]:
 class DataStore:
     """The files the API serves, each cached in memory."""
 
-    def __init__(self, files: dict[str, Path]):
+    def __init__(self, files: dict[str, Path], catalog_entries: dict[str, dict[str, Any]]):
         self.features = FeatureSource(files["features"])
         self.quality = CachedFile(files["quality_report"], read_json)
-        self.drift = CachedFile(files["drift_results"], read_drift)
+        self.drift = CachedFile(
+            files["drift_results"], partial(read_drift, catalog_entries["drift_results"])
+        )
         self.recommendations = CachedFile(files["drift_recommendations"], read_json)
 
     def _all(self) -> dict[str, CachedFile[Any]]:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from stock_pipeline.datasets import AppendParquetDataset
 from stock_pipeline.versions import load_features, load_table
 
 pytestmark = pytest.mark.e2e
@@ -70,11 +71,15 @@ def test_daily_run_writes_every_layer(daily_run: Path):
     assert not features[["sma_50", "rsi_14", "macd_signal", "volatility"]].isna().any().any()
     quality = json.loads((daily_run / "data/08_reporting/quality/quality_report.json").read_text())
     assert quality["summary"]["tickers_ok"] == 8
-    quarantine = pd.read_parquet(daily_run / "data/02_intermediate/quarantine.parquet")
-    assert quarantine.empty  # the weekend Muhurat sessions are special sessions, not off days
+    quarantine = daily_run / "data/02_intermediate/quarantine"
+    assert not AppendParquetDataset(
+        str(quarantine)
+    ).exists()  # the weekend Muhurat sessions are special sessions, not off days
     special = features.loc[features["is_special_session"]].groupby("date").size()
     assert special.to_dict() == {pd.Timestamp("2019-10-27"): 8, pd.Timestamp("2020-11-14"): 8}
-    drift = pd.read_parquet(daily_run / "data/08_reporting/drift/drift_results.parquet")
+    drift = AppendParquetDataset(
+        str(daily_run / "data/08_reporting/drift/drift_results"), replace_on=["as_of"]
+    ).load()
     assert set(drift["ticker"]) == set(features["ticker"])
     reports = {p.name for p in (daily_run / "data/08_reporting/reports").glob("*.html")}
     assert {"quality_report.html", "drift_report.html", "model_report.html"} <= reports

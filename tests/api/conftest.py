@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from api.config import load_config
 from api.main import create_app
 from stock_pipeline.contract import PIPELINE_RUNS, ticker_bucket
+from stock_pipeline.datasets import AppendParquetDataset
 from stock_pipeline.db import upgrade_database
 from stock_pipeline.trading_calendar import last_closed_session, nse_sessions
 from tests.api.training_outputs import write_training_outputs
@@ -205,7 +206,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_date: date) -
     quality.parent.mkdir(parents=True)
     quality.write_text(json.dumps(quality_report(TICKERS)))
     drift_dir = tmp_path / "data/08_reporting/drift"
-    write_parquet(drift_results(fresh_date), drift_dir / "drift_results.parquet")
+    AppendParquetDataset(str(drift_dir / "drift_results"), replace_on=["as_of"]).save(
+        drift_results(fresh_date)
+    )
     advice = {"tickers": {"M&M.NS": {"recommendation": "retrain", "reason": "volatility drifted"}}}
     (drift_dir / "recommendations.json").write_text(json.dumps(advice))
     url = f"sqlite:///{tmp_path / 'data/stock_pipeline.db'}"

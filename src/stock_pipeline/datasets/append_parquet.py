@@ -29,21 +29,21 @@ class AppendParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
         quarantine:
           type: stock_pipeline.datasets.AppendParquetDataset
-          path: data/02_intermediate/quarantine
+          filepath: data/02_intermediate/quarantine
           key: [ticker, raw_date, stage, rule]
           retention_days: 730
     """
 
     def __init__(
         self,
-        path: str,
+        filepath: str,
         key: list[str] | None = None,
         replace_on: list[str] | None = None,
         retention_days: float | None = None,
         max_parts: int = 200,
         metadata: dict[str, Any] | None = None,
     ):
-        self._path = PurePosixPath(path)
+        self._path = PurePosixPath(filepath)
         self._key = list(key or [])
         self._replace_on = list(replace_on or [])
         self._retention_days = retention_days
@@ -52,7 +52,7 @@ class AppendParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {
-            "path": str(self._path),
+            "filepath": str(self._path),
             "key": self._key,
             "replace_on": self._replace_on,
             "retention_days": self._retention_days,
