@@ -71,10 +71,8 @@ def test_daily_run_writes_every_layer(daily_run: Path):
     assert not features[["sma_50", "rsi_14", "macd_signal", "volatility"]].isna().any().any()
     quality = json.loads((daily_run / "data/08_reporting/quality/quality_report.json").read_text())
     assert quality["summary"]["tickers_ok"] == 8
-    quarantine = daily_run / "data/02_intermediate/quarantine"
-    assert not AppendParquetDataset(
-        str(quarantine)
-    ).exists()  # the weekend Muhurat sessions are special sessions, not off days
+    quarantine = AppendParquetDataset(str(daily_run / "data/02_intermediate/quarantine")).load()
+    assert quarantine.empty  # the weekend Muhurat sessions are special sessions, not off days
     special = features.loc[features["is_special_session"]].groupby("date").size()
     assert special.to_dict() == {pd.Timestamp("2019-10-27"): 8, pd.Timestamp("2020-11-14"): 8}
     drift = AppendParquetDataset(

@@ -80,3 +80,13 @@ def test_rows_without_the_merge_columns_are_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="lack merge columns"):
         dataset.save(pd.DataFrame({"ticker": ["A.NS"]}))
     assert not dataset.exists()
+
+
+def test_a_first_save_of_no_rows_is_stored_and_later_empty_saves_add_nothing(
+    tmp_path: Path,
+) -> None:
+    dataset = AppendParquetDataset(str(tmp_path / "q"), key=["ticker"])
+    dataset.save(pd.DataFrame({"ticker": pd.Series(dtype=str)}))
+    dataset.save(pd.DataFrame({"ticker": pd.Series(dtype=str)}))
+    assert dataset.load().empty
+    assert len(list((tmp_path / "q").iterdir())) == 1

@@ -91,7 +91,7 @@ class AppendParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         missing = [column for column in self._key + self._replace_on if column not in data]
         if missing:
             raise DatasetError(f"{self._path}: new rows lack merge columns {missing}")
-        if len(data):
+        if len(data) or not self._parts():  # the first save stores even no rows: a valid state
             self._write_part(data.reset_index(drop=True))
         self._prune()
         parts = self._parts()
