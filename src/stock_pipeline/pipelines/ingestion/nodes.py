@@ -180,6 +180,20 @@ def overlap_change(stored: pd.DataFrame, fetched: pd.DataFrame) -> OverlapChange
     )
 
 
+def _readjusted(
+    stored: pd.DataFrame, fetched: pd.DataFrame, tolerance: float, where: str
+) -> str | None:
+    """Why the history must be refetched when fetched prices differ from stored ones beyond
+    tolerance (Yahoo re-adjusted it after a split, bonus or dividend); None when they agree."""
+    change = overlap_change(stored, fetched)
+    if change is None or change.change <= tolerance:
+        return None
+    return (
+        f"{where} changed: corporate-action refresh "
+        f"(largest change {change.describe()}, tolerance {100 * tolerance:.3g}%)"
+    )
+
+
 def overlap_differs(stored: pd.DataFrame, fetched: pd.DataFrame, tolerance: float) -> bool:
     """True when a bar present in both differs in price by more than the relative tolerance."""
     change = overlap_change(stored, fetched)
@@ -250,12 +264,8 @@ def _extend(
     if _head_missing(stored_dates, start):
         head, fetched = _fetch_head(ticker, stored_dates, source, start, params["overlap_sessions"])
         rows_fetched = len(fetched)
-        change = overlap_change(stored, fetched)
-        if change is not None and change.change > tolerance:
-            reason = (
-                "prices before the backfilled head changed: corporate-action refresh "
-                f"(largest change {change.describe()}, tolerance {100 * tolerance:.3g}%)"
-            )
+        reason = _readjusted(stored, fetched, tolerance, "prices before the backfilled head")
+        if reason:
             return _refetch(ticker, stored, source, window, rows_fetched, reason)
         if not head.empty:
             logger.info(
@@ -272,12 +282,8 @@ def _extend(
     overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
     fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
     rows_fetched += len(fetched)
-    change = overlap_change(stored, fetched)
-    if change is not None and change.change > tolerance:
-        reason = (
-            "prices in the overlap changed: corporate-action refresh "
-            f"(largest change {change.describe()}, tolerance {100 * tolerance:.3g}%)"
-        )
+    reason = _readjusted(stored, fetched, tolerance, "prices in the overlap")
+    if reason:
         return _refetch(ticker, stored, source, window, rows_fetched, reason)
     new_rows = fetched[_parsed_dates(fetched) > last_stored]
     if new_rows.empty and not backfilled:
