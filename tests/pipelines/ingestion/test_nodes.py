@@ -15,7 +15,7 @@ from stock_pipeline.pipelines.ingestion.nodes import (
     fetch_window,
     ingest_prices,
     overlap_change,
-    overlap_differs,
+    refresh_reason,
     to_bronze_text,
 )
 from stock_pipeline.sources import NoDataError
@@ -163,13 +163,13 @@ def test_bronze_text_round_trip():
     assert float(text.loc[0, "close"]) == frame.loc[0, "close"]
 
 
-def test_overlap_differs_within_tolerance():
+def test_a_refresh_only_beyond_the_tolerance():
     frame = to_bronze_text(MarketSource().fetch("AAA.NS", date(2024, 1, 1), date(2024, 1, 10)))
     nudged = frame.assign(close=(frame["close"].astype(float) * 1.0001).astype(str))
-    assert not overlap_differs(frame, nudged, 0.0005)
-    assert overlap_differs(
-        frame, frame.assign(close=(frame["close"].astype(float) * 1.01).astype(str)), 0.0005
-    )
+    assert refresh_reason(frame, nudged, 0.0005, "prices in the overlap") is None
+    moved = frame.assign(close=(frame["close"].astype(float) * 1.01).astype(str))
+    reason = refresh_reason(frame, moved, 0.0005, "prices in the overlap")
+    assert reason.startswith("prices in the overlap changed: corporate-action refresh")
 
 
 def test_universe_is_validated_before_fetching(monkeypatch):

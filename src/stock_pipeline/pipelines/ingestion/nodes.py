@@ -180,7 +180,7 @@ def overlap_change(stored: pd.DataFrame, fetched: pd.DataFrame) -> OverlapChange
     )
 
 
-def _readjusted(
+def refresh_reason(
     stored: pd.DataFrame, fetched: pd.DataFrame, tolerance: float, where: str
 ) -> str | None:
     """Why the history must be refetched when fetched prices differ from stored ones beyond
@@ -192,12 +192,6 @@ def _readjusted(
         f"{where} changed: corporate-action refresh "
         f"(largest change {change.describe()}, tolerance {100 * tolerance:.3g}%)"
     )
-
-
-def overlap_differs(stored: pd.DataFrame, fetched: pd.DataFrame, tolerance: float) -> bool:
-    """True when a bar present in both differs in price by more than the relative tolerance."""
-    change = overlap_change(stored, fetched)
-    return change is not None and change.change > tolerance
 
 
 def _refetch(
@@ -264,7 +258,7 @@ def _extend(
     if _head_missing(stored_dates, start):
         head, fetched = _fetch_head(ticker, stored_dates, source, start, params["overlap_sessions"])
         rows_fetched = len(fetched)
-        reason = _readjusted(stored, fetched, tolerance, "prices before the backfilled head")
+        reason = refresh_reason(stored, fetched, tolerance, "prices before the backfilled head")
         if reason:
             return _refetch(ticker, stored, source, window, rows_fetched, reason)
         if not head.empty:
@@ -282,7 +276,7 @@ def _extend(
     overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
     fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
     rows_fetched += len(fetched)
-    reason = _readjusted(stored, fetched, tolerance, "prices in the overlap")
+    reason = refresh_reason(stored, fetched, tolerance, "prices in the overlap")
     if reason:
         return _refetch(ticker, stored, source, window, rows_fetched, reason)
     new_rows = fetched[_parsed_dates(fetched) > last_stored]
