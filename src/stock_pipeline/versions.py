@@ -12,9 +12,8 @@ import pandas as pd
 from deltalake import DeltaTable
 from kedro.io import Version
 
+from stock_pipeline.configuration import config_loader
 from stock_pipeline.datasets.delta_table import DeltaTableDataset
-
-FEATURES_PATH = "data/04_feature/features"  # the `features` catalog entry's filepath
 
 
 def load_table(
@@ -42,9 +41,14 @@ def load_features(
     end: str | None = None,
     columns: list[str] | None = None,
     project_path: str | Path = ".",
+    env: str = "local",
 ) -> pd.DataFrame:
-    """The feature dataset (gold) of the project at `project_path`, as `load_table` selects it."""
-    return load_table(Path(project_path) / FEATURES_PATH, version, tickers, start, end, columns)
+    """The feature dataset (gold) of the project at `project_path`, where its catalog entry in
+    `env` puts it, as `load_table` selects it."""
+    root = Path(project_path)
+    filepath = Path(config_loader(root, env)["catalog"]["features"]["filepath"])
+    path = filepath if filepath.is_absolute() else root / filepath
+    return load_table(path, version, tickers, start, end, columns)
 
 
 def table_versions(path: str | Path) -> list[dict[str, Any]]:
