@@ -228,10 +228,6 @@ def add_feature_columns(url: str, columns: list[str]) -> dict[str, list[str]]:
     """Add to each feature table the configured feature columns it lacks (Alembic's add_column,
     DOUBLE PRECISION, nullable); the columns added per table. Columns are never dropped: a
     removed indicator keeps its column, which new rows leave empty."""
-    # imported here, as in apply_migrations: only a run with a new indicator pays for Alembic
-    from alembic.migration import MigrationContext  # noqa: PLC0415
-    from alembic.operations import Operations  # noqa: PLC0415
-
     added: dict[str, list[str]] = {}
     engine = create_db_engine(url)
     try:
@@ -240,12 +236,9 @@ def add_feature_columns(url: str, columns: list[str]) -> dict[str, list[str]]:
             for table in FEATURE_TABLES:
                 present = {column["name"] for column in schema.get_columns(table)}
                 missing = [column for column in columns if column not in present]
-                if not missing:
-                    continue
-                operations = Operations(MigrationContext.configure(connection))
-                for column in missing:
-                    operations.add_column(table, Column(column, DOUBLE_PRECISION))
-                added[table] = missing
+                if missing:
+                    _add_float_columns(connection, table, missing)
+                    added[table] = missing
             if STOCK_FEATURES.name in added and connection.dialect.name == "postgresql":
                 name, query = LATEST_STOCK_DATA_VIEW
                 connection.exec_driver_sql(f"CREATE OR REPLACE VIEW {name} AS {query}")
@@ -254,6 +247,17 @@ def add_feature_columns(url: str, columns: list[str]) -> dict[str, list[str]]:
     for table, names in added.items():
         logger.info("%s: added columns %s for newly configured indicators", table, names)
     return added
+
+
+def _add_float_columns(connection: Connection, table: str, columns: list[str]) -> None:
+    """Alembic's add_column for each column, DOUBLE PRECISION and nullable."""
+    # imported here, as in apply_migrations: only a run with a new indicator pays for Alembic
+    from alembic.migration import MigrationContext  # noqa: PLC0415
+    from alembic.operations import Operations  # noqa: PLC0415
+
+    operations = Operations(MigrationContext.configure(connection))
+    for column in columns:
+        operations.add_column(table, Column(column, DOUBLE_PRECISION))
 
 
 def main(argv: list[str] | None = None) -> None:
