@@ -1,5 +1,6 @@
 """A dataset whose save runs a notebook with Papermill and writes it as HTML."""
 
+import logging
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -108,6 +109,7 @@ def _project_path() -> Path:
 
 def _to_html(notebook: nbformat.NotebookNode, exclude_input: bool) -> str:
     """The executed notebook as one self-contained HTML page (charts embedded as base64 PNG)."""
-    exporter = HTMLExporter(exclude_input=exclude_input)
+    # nbconvert logs through traitlets' root logger unless given one; logging.yml quiets "nbconvert"
+    exporter = HTMLExporter(exclude_input=exclude_input, log=logging.getLogger("nbconvert"))
     body, _ = exporter.from_notebook_node(notebook)
     return body
