@@ -22,8 +22,10 @@ def _client(address: str | None) -> Any:
     if address not in _clients:
         from distributed import Client, LocalCluster  # noqa: PLC0415  (only when configured)
 
-        _clients[address] = Client(address) if address else Client(LocalCluster(processes=True))
-        logger.info("dask engine: %s", _clients[address])
+        client = Client(address) if address else Client(LocalCluster(processes=True))
+        client.forward_logging("stock_pipeline", level=logging.WARNING)  # workers' warnings here
+        _clients[address] = client
+        logger.info("dask engine: %s", client)
     return _clients[address]
 
 
