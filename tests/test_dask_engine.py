@@ -8,16 +8,19 @@ import sys
 import time
 from collections.abc import Iterator
 from functools import partial
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from distributed import Client
 
-from stock_pipeline import engine
 from stock_pipeline.datasets import OptionalPartitionedDataset
+from stock_pipeline.engine import close_clients
 from stock_pipeline.pipelines.ingestion import nodes
 from tests.sources.yahoo_stub import (
+    YahooStub,
     install_stub,
     reset_yfinance_per_process,
     stub_server,
@@ -107,9 +110,8 @@ def test_dask_engine_equals_the_local_one(
 
 
 def ingestion_params(**overrides) -> dict:
-    """conf/base's ingestion parameters for the stub's tickers, short retries."""
+    """conf/base's ingestion parameters for the stub's tickers, with short retries."""
     base = yaml.safe_load(INGESTION_CONF.read_text())["ingestion"]
-    retry = {"attempts": 3, "initial_wait_seconds": 0.2, "max_wait_seconds": 1.0}
     return (
         base
         | {
@@ -119,21 +121,37 @@ def ingestion_params(**overrides) -> dict:
             "end_date": "2024-06-28",
             "max_workers": 2,
             "max_failed_ratio": 0.5,
-            "retry": retry | {"jitter_seconds": 0.0},
+            "retry": {"attempts": 3, "initial_wait_seconds": 0.2, "jitter_seconds": 0.0},
             "rate_limit": RATE_LIMIT,
         }
         | overrides
     )
 
 
-def test_ingestion_spread_over_the_workers_keeps_one_rate_limit(
-    cluster: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    from distributed import Client
+def ingest_from_stub(
+    httpd: ThreadingHTTPServer,
+    loaders: dict,
+    params: dict,
+    compute: dict | None = None,
+    delay_seconds: float = 0.0,
+) -> tuple[dict, dict, YahooStub]:
+    """One ingestion run against a fresh stub (THROTTLED answered 429 once): bronze to write, the
+    report, and the stub with what it saw."""
+    stub = install_stub(httpd, delay_seconds=delay_seconds)
+    for ticker in TICKERS:
+        stub.market(ticker)
+    stub.throttle(THROTTLED, 1)
+    with pytest.MonkeyPatch.context() as patch:  # workers get the partial with their tasks
+        patch.setattr(nodes, "build_source", partial(stub_source, stub.base_url))
+        changed, report = nodes.ingest_prices(loaders, params, RUN_CONTEXT, compute)
+    return changed, report, stub
 
+
+def test_ingestion_spread_over_the_workers_keeps_one_rate_limit(
+    cluster: tuple[str, Path], tmp_path: Path
+):
     address, _ = cluster
-    monkeypatch.setattr(engine, "_clients", {})
-    with Client(address) as client:
+    with Client(address) as client:  # yfinance on each worker starts with empty caches
         client.wait_for_workers(2)
         client.run(reset_yfinance_per_process, tmp_path / "yfinance")
     reset_yfinance_per_process(tmp_path / "yfinance")
@@ -145,30 +163,20 @@ def test_ingestion_spread_over_the_workers_keeps_one_rate_limit(
             "load_args": {"dtype": str, "keep_default_na": False},
         },
     )
-    runs = {}
-    with stub_server() as httpd:
-        stub = install_stub(httpd)
-        for ticker in TICKERS:
-            stub.market(ticker)
-        monkeypatch.setattr(nodes, "build_source", partial(stub_source, stub.base_url))
-        earlier = ingestion_params(tickers=STORED, end_date="2024-06-14", rate_limit=None)
-        bronze.save(nodes.ingest_prices({}, earlier, RUN_CONTEXT)[0])
-        for name, compute in {
-            "dask": {"engine": "dask", "dask": {"address": address}},
-            "local": {"engine": "local"},
-        }.items():
-            stub = install_stub(httpd, delay_seconds=0.1)
-            for ticker in TICKERS:
-                stub.market(ticker)
-            stub.throttle(THROTTLED, 1)
-            monkeypatch.setattr(nodes, "build_source", partial(stub_source, stub.base_url))
-            result = nodes.ingest_prices(bronze.load(), ingestion_params(), RUN_CONTEXT, compute)
-            runs[name] = (result, stub)
-    for client in engine._clients.values():
-        client.close()
+    try:
+        with stub_server() as httpd:
+            earlier = ingestion_params(tickers=STORED, end_date="2024-06-14", rate_limit=None)
+            bronze.save(ingest_from_stub(httpd, {}, earlier)[0])
+            on_dask = {"engine": "dask", "dask": {"address": address}}
+            dask_changed, dask_report, on_cluster = ingest_from_stub(
+                httpd, bronze.load(), ingestion_params(), on_dask, delay_seconds=0.1
+            )
+            local_changed, local_report, here = ingest_from_stub(
+                httpd, bronze.load(), ingestion_params(), {"engine": "local"}, delay_seconds=0.1
+            )
+    finally:
+        close_clients()  # before the cluster stops
 
-    (dask_changed, dask_report), on_cluster = runs["dask"]
-    (local_changed, local_report), here = runs["local"]
     assert dask_report == local_report  # the same outcomes, and the same bronze to write
     assert dask_changed.keys() == local_changed.keys() == set(TICKERS)
     for ticker, frame in dask_changed.items():
@@ -176,15 +184,16 @@ def test_ingestion_spread_over_the_workers_keeps_one_rate_limit(
     statuses = {ticker: entry["status"] for ticker, entry in dask_report["tickers"].items()}
     assert statuses == {
         **dict.fromkeys(STORED, "updated"),
-        **dict.fromkeys(TICKERS[2:], "created"),  # the throttled one after a retry
+        **dict.fromkeys(TICKERS[2:], "created"),  # THROTTLED too, retried after its 429
         UNKNOWN: "failed",
     }
     assert "no data" in dask_report["tickers"][UNKNOWN]["reason"]
 
-    limit = RATE_LIMIT["requests_per_second"] + RATE_LIMIT["burst"]
+    most = RATE_LIMIT["requests_per_second"] + RATE_LIMIT["burst"]
     for stub in (on_cluster, here):
-        assert stub.chart_requests.count(THROTTLED) >= 2  # answered 429, then retried
-        assert most_in_window([at for at, _ in stub.arrivals], 1.0) <= limit
+        assert stub.rate_limited[THROTTLED] == 0
+        assert stub.chart_requests.count(THROTTLED) >= 2
+        assert most_in_window([at for at, _ in stub.arrivals], 1.0) <= most
         assert stub.most_in_flight <= RATE_LIMIT["max_concurrent"]
     senders = {sender for _, sender in on_cluster.arrivals}
     assert len(senders) == 2  # both workers fetched, the driver did not

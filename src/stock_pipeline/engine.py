@@ -66,3 +66,9 @@ def map_buckets(
         results = {bucket: pool.submit(function, *arguments) for bucket, arguments in work.items()}
         for bucket, result in results.items():
             yield bucket, result.result()
+
+
+def close_clients() -> None:
+    """Disconnect from every cluster this process used (for a script or test that stops them)."""
+    while _clients:
+        _clients.popitem()[1].close()

@@ -226,7 +226,11 @@ class YahooStub:
             return 200, b"stub-crumb"
         if parts.path == STATS_PATH:  # for a stub in another process
             with self._lock:
-                stats = {"chart_requests": len(self.chart_requests), "arrivals": self.arrivals}
+                stats = {
+                    "chart_requests": len(self.chart_requests),
+                    "arrivals": self.arrivals,
+                    "most_in_flight": self.most_in_flight,
+                }
                 return 200, json.dumps(stats).encode()
         if not parts.path.startswith(CHART_PATH):
             return 404, b"{}"
