@@ -18,7 +18,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-SHARED_NAME = "stock-pipeline-yahoo"  # the scheduler's lock, variable and semaphore of the limit
+SHARED_NAME = "stock-pipeline-yahoo"  # the scheduler's lock and semaphore of the limit
+NEXT_FREE = f"{SHARED_NAME}-next-free"  # the scheduler metadata key of the shared schedule
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,8 @@ class LocalLimiter:
 class ClusterLimiter:
     """The limit for every thread of every process of a dask.distributed cluster.
 
-    The schedule's next free slot is a `distributed.Variable` read and moved under a
-    `distributed.Lock`; requests in flight are leases of a `distributed.Semaphore`. Slots are
+    The schedule's next free slot is scheduler metadata (`Client.get_metadata`), read and moved
+    under a `distributed.Lock`; requests in flight are leases of a `distributed.Semaphore`. Slots are
     wall-clock times (`time.time()`), so the workers' clocks must agree (NTP): a skew of d seconds
     lets at most d x requests_per_second extra requests through. Build it in a task (or in a
     process with a client): its objects talk to the scheduler through that process's client, from
@@ -131,12 +132,12 @@ class ClusterLimiter:
     """
 
     def __init__(self, settings: RateSettings, client: Any):
-        from distributed import Lock, Semaphore, Variable  # noqa: PLC0415  (only with dask)
+        from distributed import Lock, Semaphore  # noqa: PLC0415  (only with dask)
 
         self.settings = settings
+        self._client = client
         rpc = {"scheduler_rpc": client.scheduler, "loop": client.loop}
         self._lock = Lock(f"{SHARED_NAME}-schedule", **rpc)
-        self._next_free = Variable(f"{SHARED_NAME}-next-free", client)
         # the lease count is part of the name: the scheduler refuses one name with two counts
         self._in_flight = (
             Semaphore(settings.max_concurrent, f"{SHARED_NAME}-{settings.max_concurrent}", **rpc)
@@ -147,12 +148,12 @@ class ClusterLimiter:
     def _wait_for_slot(self) -> None:
         """Wait in line (the lock) for the next slot of the shared schedule, and take it."""
         with self._lock:
-            try:
-                next_free = self._next_free.get(timeout=0)
-            except TimeoutError:  # the first request the cluster sees
-                next_free = -math.inf
+            next_free = self._client.get_metadata(NEXT_FREE, None)  # None: the cluster's first
+            next_free = -math.inf if next_free is None else next_free
             time.sleep(max(0.0, earliest_start(next_free, self.settings) - time.time()))
-            self._next_free.set(next_free_after(next_free, time.time(), self.settings))
+            self._client.set_metadata(
+                NEXT_FREE, next_free_after(next_free, time.time(), self.settings)
+            )
 
     @contextmanager
     def request(self) -> Iterator[None]:
