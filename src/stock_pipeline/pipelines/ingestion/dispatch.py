@@ -88,10 +88,11 @@ def ingest_tickers(
     settings = RateSettings.from_params(params.get("rate_limit"))
     max_workers = params["max_workers"]
     compute = compute or {}
-    if compute.get("engine", "local") != "dask":
+    if compute.get("engine", "local") == "local":
         limiter = LocalLimiter(settings) if settings else NO_LIMIT
         yield from _fetch_all(ingest, tickers, loaders, make_source(limiter), max_workers)
         return
+    # dask (map_buckets refuses any other engine)
     size = CHUNK_ROUNDS * max(1, max_workers)
     chunks = {
         f"{start // size:05d}": tickers[start : start + size]
