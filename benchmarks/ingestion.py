@@ -3,8 +3,8 @@
 The real `ingest_prices` runs with the real YFinanceSource (yfinance and curl_cffi, pointed
 at the stub the way tests/sources does it, through LocalYahooSession) on an empty bronze layer
 (a first run: each ticker's whole window since ingestion.start_date), with max_workers=8 and with
-max_workers=1, side by side with the seed's 120 s for 60 tickers. The stub is a threaded HTTP
-server (tests/sources/yahoo_stub.py) in a child process, so that its work does not compete with
+max_workers=1, with no rate limit (benchmarks/ingestion_cluster.py measures the limit), side by
+side with the seed's 120 s for 60 tickers. The stub is a threaded HTTP server (tests/sources/yahoo_stub.py) in a child process, so that its work does not compete with
 the fetching threads for the GIL; it draws realistic daily NSE chart bodies (meta, timestamps,
 quote, adjclose) for the asked window. yfinance asks each ticker's timezone once (one more chart request) and caches it on
 disk: "cold" rows start with an empty cache, as a first run on a new machine does, "warm" rows with
@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT))
-from tests.sources.yahoo_stub import (
-    LocalYahooSession,
-    install_stub,
-    reset_yfinance,
-    stub_server,
-)
+from tests.sources.yahoo_stub import install_stub, reset_yfinance, stub_server, stub_source
 
 SEED_SECONDS = 120.0  # the seed's ingestion of 60 tickers
 SEED_TICKERS = 60
@@ -55,7 +51,15 @@ def ingestion_params(tickers: int, workers: int) -> dict[str, Any]:
     universe = params["tickers"]
     if tickers > len(universe):
         raise SystemExit(f"conf/base lists {len(universe)} tickers, fewer than {tickers}")
-    return params | {"source": "yfinance", "tickers": universe[:tickers], "max_workers": workers}
+    return (
+        params
+        | {
+            "source": "yfinance",
+            "tickers": universe[:tickers],
+            "max_workers": workers,
+            "rate_limit": None,  # the pipeline's own speed; benchmarks/ingestion_cluster.py has the limit
+        }
+    )
 
 
 def _serve(tickers: list[str], delay: float, ports: Any) -> None:
@@ -99,12 +103,9 @@ def run_ingestion(
     from yfinance import cache
 
     from stock_pipeline.pipelines.ingestion import nodes
-    from stock_pipeline.sources.yfinance_source import YFinanceSource
 
     with stub_process(params["tickers"], delay) as base_url:
-        nodes.build_source = lambda settings: YFinanceSource.from_params(
-            settings, session=LocalYahooSession(base_url)
-        )
+        nodes.build_source = partial(stub_source, base_url)
         reset_yfinance(cache_dir)
         if warm:
             for ticker in params["tickers"]:

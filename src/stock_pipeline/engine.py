@@ -22,8 +22,10 @@ def _client(address: str | None) -> Any:
     if address not in _clients:
         from distributed import Client, LocalCluster  # noqa: PLC0415  (only when configured)
 
-        _clients[address] = Client(address) if address else Client(LocalCluster(processes=True))
-        logger.info("dask engine: %s", _clients[address])
+        client = Client(address) if address else Client(LocalCluster(processes=True))
+        client.forward_logging("stock_pipeline", level=logging.WARNING)  # workers' warnings here
+        _clients[address] = client
+        logger.info("dask engine: %s", client)
     return _clients[address]
 
 
@@ -64,3 +66,9 @@ def map_buckets(
         results = {bucket: pool.submit(function, *arguments) for bucket, arguments in work.items()}
         for bucket, result in results.items():
             yield bucket, result.result()
+
+
+def close_clients() -> None:
+    """Disconnect from every cluster this process used (for a script or test that stops them)."""
+    while _clients:
+        _clients.popitem()[1].close()

@@ -10,6 +10,7 @@ back more than 60 days. Symbols with neither get the recorded 404 body.
 
 import json
 import math
+import os
 import threading
 import time
 import zlib
@@ -26,12 +27,15 @@ import numpy as np
 import pandas as pd
 from curl_cffi import requests as curl_requests
 
-from stock_pipeline.sources.yfinance_source import YahooSession
+from stock_pipeline.rate_limit import NO_LIMIT, RateLimiter
+from stock_pipeline.sources.yfinance_source import YahooSession, YFinanceSource
 from stock_pipeline.trading_calendar import schedule as nse_schedule
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "yahoo"
 NOT_FOUND = FIXTURES / "chart-WSKT.JK-2020-01-01-to-2020-01-03.404.body.json"
 CHART_PATH = "/v8/finance/chart/"
+STATS_PATH = "/stub/stats"  # what the stub saw, not a Yahoo page
+CLIENT_HEADER = "X-Stub-Client"  # the process id of the sender, for tests spread over processes
 IST_OFFSET = 19800
 INTRADAY_LIMIT = pd.Timedelta(days=60)
 STEPS = {"1d": pd.Timedelta(days=1), "5m": pd.Timedelta(minutes=5), "15m": pd.Timedelta(minutes=15)}
@@ -182,6 +186,12 @@ class YahooStub:
         self.markets: dict[str, SyntheticMarket] = {}
         self.chart_requests: list[str] = []
         self.chart_queries: list[dict[str, str]] = []
+        self.rate_limited: dict[str, int] = {}
+        self.arrivals: list[
+            tuple[float, str]
+        ] = []  # (time.time(), the sending process) per request
+        self.in_flight = 0
+        self.most_in_flight = 0
         self._lock = threading.Lock()
 
     def serve(self, symbol: str, *answers: Answer) -> None:
@@ -193,20 +203,48 @@ class YahooStub:
         self.markets[symbol] = market or SyntheticMarket()
         return self.markets[symbol]
 
+    def throttle(self, symbol: str, times: int) -> None:
+        """Answer the symbol's next `times` chart requests with Yahoo's 429."""
+        self.rate_limited[symbol] = times
+
+    def arrived(self, client: str) -> None:
+        """Count a request in: when it came, from which process, how many are being answered."""
+        with self._lock:
+            self.arrivals.append((time.time(), client))
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+    def answered(self) -> None:
+        """Count a request out."""
+        with self._lock:
+            self.in_flight -= 1
+
     def answer(self, path: str) -> Answer:
         """Status and body for a request path: crumb, chart, or 404 for any other Yahoo page."""
         parts = urlsplit(path)
         if parts.path == "/v1/test/getcrumb":
             return 200, b"stub-crumb"
-        if parts.path == "/stub/stats":  # for a stub in another process
-            return 200, json.dumps({"chart_requests": len(self.chart_requests)}).encode()
+        if parts.path == STATS_PATH:  # for a stub in another process
+            with self._lock:
+                stats = {
+                    "chart_requests": len(self.chart_requests),
+                    "arrivals": self.arrivals,
+                    "most_in_flight": self.most_in_flight,
+                }
+                return 200, json.dumps(stats).encode()
         if not parts.path.startswith(CHART_PATH):
             return 404, b"{}"
-        symbol = unquote(parts.path.removeprefix(CHART_PATH))
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        return self._chart(unquote(parts.path.removeprefix(CHART_PATH)), query)
+
+    def _chart(self, symbol: str, query: dict[str, str]) -> Answer:
+        """The answer to one chart query: a 429 while throttled, the script, the market, or 404."""
         with self._lock:
             self.chart_requests.append(symbol)
             self.chart_queries.append(query)
+            if self.rate_limited.get(symbol):
+                self.rate_limited[symbol] -= 1
+                return 429, b"Too Many Requests\r\n"
             if symbol in self.scripts:
                 script = self.scripts[symbol]
                 return script.pop(0) if len(script) > 1 else script[0]
@@ -238,9 +276,20 @@ class _StubHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         """Send the stub's answer."""
         stub: YahooStub = self.server.stub  # type: ignore[attr-defined]
-        status, body = stub.answer(self.path)
-        if stub.delay_seconds and self.path.startswith(CHART_PATH):
-            time.sleep(stub.delay_seconds)
+        if self.path.startswith(STATS_PATH):
+            self._send(*stub.answer(self.path))
+            return
+        stub.arrived(self.headers.get(CLIENT_HEADER, "unknown"))
+        try:
+            status, body = stub.answer(self.path)
+            if stub.delay_seconds and self.path.startswith(CHART_PATH):
+                time.sleep(stub.delay_seconds)
+            self._send(status, body)
+        finally:
+            stub.answered()
+
+    def _send(self, status: int, body: bytes) -> None:
+        """Write one JSON answer."""
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -259,10 +308,21 @@ class LocalYahooSession(YahooSession):
         self.base_url = base_url
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> curl_requests.Response:
-        """Send the request to the same path and query on the stub."""
+        """Send the request to the same path and query on the stub, saying which process sends it."""
         parts = urlsplit(url)
         query = f"?{parts.query}" if parts.query else ""
-        return super().request(method, f"{self.base_url}{parts.path}{query}", *args, **kwargs)
+        headers = {**(kwargs.pop("headers", None) or {}), CLIENT_HEADER: str(os.getpid())}
+        return super().request(
+            method, f"{self.base_url}{parts.path}{query}", *args, headers=headers, **kwargs
+        )
+
+
+def stub_source(
+    base_url: str, params: dict[str, Any], limiter: RateLimiter = NO_LIMIT
+) -> YFinanceSource:
+    """`build_source` for Yahoo at the stub: `partial(stub_source, base_url)` replaces it, also in
+    dask workers (the partial travels with their tasks)."""
+    return YFinanceSource.from_params(params, limiter=limiter, session=LocalYahooSession(base_url))
 
 
 @contextmanager
@@ -295,3 +355,9 @@ def reset_yfinance(cache_dir: Path) -> None:
     cache._TzCacheManager._tz_cache = None  # it holds on to the previous folder's database
     cache._CookieCacheManager._Cookie_cache = None
     YfData.cache_get.cache_clear()  # yfinance memoizes answers for past windows per process
+
+
+def reset_yfinance_per_process(folder: Path) -> None:
+    """`reset_yfinance` in a folder of this process's own (dask workers on one machine must not
+    share yfinance's SQLite caches)."""
+    reset_yfinance(Path(folder) / str(os.getpid()))

@@ -29,6 +29,7 @@ from tenacity import (
 from yfinance.exceptions import YFRateLimitError, YFTickerMissingError
 
 from stock_pipeline.contract import BRONZE_COLUMNS
+from stock_pipeline.rate_limit import NO_LIMIT, RateLimiter
 from stock_pipeline.sources.base import NoDataError, SourceError
 from stock_pipeline.trading_calendar import exchange_time, last_closed_session
 
@@ -62,11 +63,16 @@ class RetrySettings:
 
 
 class YahooSession(curl_requests.Session):
-    """A curl_cffi session that raises on HTTP 5xx, which yfinance would otherwise report as no data."""
+    """A curl_cffi session that sends each request under the run's rate limit (every request
+    yfinance makes: timezone, cookie, crumb, chart, and each retry), and raises on HTTP 5xx, which
+    yfinance would otherwise report as no data."""
+
+    limiter: RateLimiter = NO_LIMIT
 
     def request(self, *args: Any, **kwargs: Any) -> curl_requests.Response:
-        """Send the request; raise HTTPError when the server failed."""
-        response = super().request(*args, **kwargs)
+        """Send the request when the limiter allows; raise HTTPError when the server failed."""
+        with self.limiter.request():
+            response = super().request(*args, **kwargs)
         if response.status_code >= HTTP_SERVER_ERROR:
             response.raise_for_status()
         return response
@@ -175,10 +181,14 @@ class YFinanceSource:
         cls,
         params: dict[str, Any],
         *,
-        session: curl_requests.Session | None = None,
+        limiter: RateLimiter = NO_LIMIT,
+        session: YahooSession | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> "YFinanceSource":
-        """A source configured from the `ingestion:` parameters (interval, retry, timeouts)."""
+        """A source configured from the `ingestion:` parameters (interval, retry, timeouts), whose
+        session (a new one, or the given one) sends its requests under `limiter`."""
+        session = session or YahooSession(impersonate="chrome")
+        session.limiter = limiter
         return cls(
             interval=params.get("interval", "1d"),
             retry=RetrySettings(**(params.get("retry") or {})),

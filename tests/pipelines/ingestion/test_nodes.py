@@ -76,7 +76,7 @@ def params(**overrides) -> dict:
 
 
 def run(source: MarketSource, stored: dict, monkeypatch, **overrides):
-    monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: source)
+    monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda *_: source)
     loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in stored.items()}
     return ingest_prices(loaders, params(**overrides), RUN_CONTEXT)
 
@@ -93,7 +93,7 @@ def test_first_run_fetches_the_whole_window(monkeypatch):
 def test_session_of_today_is_not_stored_before_close(monkeypatch):
     source = MarketSource()
     context_open = {"run_id": "t", "started_at": "2024-03-28T06:00:00+00:00"}  # 11:30 IST, open
-    monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: source)
+    monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda *_: source)
     changed, _ = ingest_prices({}, params(), context_open)
     assert changed["AAA.NS"]["date"].iloc[-1] == "2024-03-27"
 
@@ -216,7 +216,7 @@ class IntradayMarket(MarketSource):
 
 
 def intraday_run(source, stored, monkeypatch, started_at, **overrides):
-    monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: source)
+    monkeypatch.setattr("stock_pipeline.pipelines.ingestion.nodes.build_source", lambda *_: source)
     loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in stored.items()}
     context = {"run_id": "intraday", "started_at": started_at}
     return ingest_prices(loaders, params(interval="5m", **overrides), context)
@@ -288,7 +288,7 @@ def test_switching_interval_rewrites_the_bronze_file(monkeypatch):
         start_date="2024-06-03",
     )
     monkeypatch.setattr(
-        "stock_pipeline.pipelines.ingestion.nodes.build_source", lambda _: MarketSource()
+        "stock_pipeline.pipelines.ingestion.nodes.build_source", lambda *_: MarketSource()
     )
     loaders = {ticker: (lambda frame=frame: frame) for ticker, frame in first.items()}
     context = {"run_id": "daily", "started_at": "2024-06-05T12:00:00+00:00"}

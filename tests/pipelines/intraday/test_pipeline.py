@@ -23,6 +23,7 @@ from stock_pipeline.db import add_feature_columns, upgrade_database
 from stock_pipeline.pipeline_registry import register_pipelines
 from stock_pipeline.pipelines.features.indicators import build_indicators
 from stock_pipeline.pipelines.intraday import create_pipeline
+from stock_pipeline.rate_limit import NO_LIMIT
 from stock_pipeline.settings import CONFIG_LOADER_ARGS
 from stock_pipeline.sources.yfinance_source import YFinanceSource
 from tests.pipelines.catalog_helpers import KeptDataset, bronze_dataset
@@ -93,11 +94,15 @@ class IntradayRuns:
             "interval": interval,
             "tickers": TICKERS,
             "max_workers": 2,
+            "rate_limit": None,  # the stub answers as fast as asked
         }
         self.monkeypatch.setattr(
             "stock_pipeline.pipelines.ingestion.nodes.build_source",
-            lambda params: YFinanceSource.from_params(
-                params, session=LocalYahooSession(self.stub.base_url), now=lambda: now
+            lambda params, limiter=NO_LIMIT: YFinanceSource.from_params(
+                params,
+                limiter=limiter,
+                session=LocalYahooSession(self.stub.base_url),
+                now=lambda: now,
             ),
         )
         catalog = DataCatalog(

@@ -9,13 +9,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, TickerStatus
-from stock_pipeline.progress import run_concurrently
+from stock_pipeline.pipelines.ingestion.dispatch import ingest_tickers
 from stock_pipeline.sources import PriceSource, SourceError, build_source
 from stock_pipeline.sources.base import bar_spacing
 from stock_pipeline.trading_calendar import (
@@ -325,22 +326,26 @@ def ingest_prices(
     raw_prices_stored: dict[str, Loader],
     params: dict[str, Any],
     run_context: dict[str, Any],
+    compute: dict[str, Any] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Bronze files that changed in this run, and a report of every ticker's outcome."""
+    """Bronze files that changed in this run, and a report of every ticker's outcome.
+
+    The fetches run where `compute.engine` says (this process, or the dask cluster's workers),
+    under one `ingestion.rate_limit` either way; the files are written here.
+    """
     tickers = resolve_universe(params)
     source = build_source(params)
     limit = getattr(source, "earliest_start", None)
     earliest = limit(pd.Timestamp(run_context["started_at"]).to_pydatetime()) if limit else None
     window = fetch_window(params, run_context, earliest)
     outcomes = dict(
-        run_concurrently(
-            lambda ticker: ingest_ticker(
-                ticker, raw_prices_stored.get(ticker), source, window, params
-            ),
+        ingest_tickers(
+            partial(ingest_ticker, window=window, params=params),
             tickers,
-            params["max_workers"],
-            failed=lambda outcome: outcome.status == TickerStatus.FAILED,
-            description="ingesting",
+            raw_prices_stored,
+            partial(build_source, params),
+            params,
+            compute,
         )
     )
     changed = {ticker: o.data for ticker, o in outcomes.items() if o.data is not None}

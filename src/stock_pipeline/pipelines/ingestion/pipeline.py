@@ -31,7 +31,7 @@ def create_pipeline(
             ),
             Node(
                 func=ingest_prices,
-                inputs=["raw_prices_stored", "ingestion_settings", "run_context"],
+                inputs=["raw_prices_stored", "ingestion_settings", "run_context", "params:compute"],
                 outputs=["raw_prices", "ingestion_report"],
                 name="ingest_prices_node",
             ),
