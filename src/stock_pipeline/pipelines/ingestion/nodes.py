@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, TickerStatus
+from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, BronzeAppend, TickerStatus
 from stock_pipeline.progress import run_concurrently
 from stock_pipeline.sources import PriceSource, SourceError, build_source
 from stock_pipeline.sources.base import bar_spacing
@@ -45,8 +45,43 @@ class TickerOutcome:
     rows_fetched: int = 0
     rows_stored: int = 0
     reason: str | None = None
-    data: pd.DataFrame | None = field(default=None, repr=False)
+    data: pd.DataFrame | BronzeAppend | None = field(default=None, repr=False)
     backfilled_rows: int = 0
+
+
+@dataclass(frozen=True)
+class StoredBars:
+    """What ingestion compares with the source: the first `overlap_sessions` + 1 stored bars, the
+    stored bars from `overlap_sessions` sessions before the last one on, and every stored bar
+    (loaded only for the rare rewrites: a refresh, a backfill) and their count."""
+
+    head: pd.DataFrame
+    tail: pd.DataFrame
+    load: Loader
+    count: Callable[[], int]
+
+
+def stored_bars(loader: Loader, overlap_sessions: int) -> StoredBars | None:
+    """The stored bars ingestion needs; None when no dated bar is stored. A bronze file
+    (`stock_pipeline.datasets.BronzeFile`) reads only its two ends; any other loader, or a file
+    whose last bar has no date, is loaded whole (then head and tail are every bar)."""
+    if hasattr(loader, "after"):
+        last = _parsed_dates(loader.last(1))
+        if len(last) and not last.isna().all():
+            overlap_start = sessions_back(last.max(), overlap_sessions)
+            return StoredBars(
+                head=loader.first(overlap_sessions + 1)[list(BRONZE_COLUMNS)],
+                tail=loader.after(overlap_start - pd.Timedelta(microseconds=1))[
+                    list(BRONZE_COLUMNS)
+                ],
+                load=loader,
+                count=loader.count_rows,
+            )
+    stored = loader()
+    if stored.empty or _parsed_dates(stored).isna().all():
+        return None
+    stored = stored[list(BRONZE_COLUMNS)]
+    return StoredBars(stored, stored, lambda: stored, lambda: len(stored))
 
 
 @dataclass(frozen=True)
@@ -196,7 +231,7 @@ def refresh_reason(
 
 def _refetch(
     ticker: str,
-    stored: pd.DataFrame,
+    stored: StoredBars,
     source: PriceSource,
     window: tuple[date, date],
     rows_fetched: int,
@@ -206,6 +241,7 @@ def _refetch(
     """The whole window fetched again to replace what is stored; logged with its reason."""
     start, end = window
     full = to_bronze_text(source.fetch(ticker, start, end))
+    stored = stored.load()
     older = int((_parsed_dates(stored) < pd.Timestamp(start)).sum())
     dropped = (
         f"; {older} stored bars before {start} were dropped (the source no longer serves them)"
@@ -244,21 +280,23 @@ def _fetch_head(
 
 def _extend(
     ticker: str,
-    stored: pd.DataFrame,
-    stored_dates: pd.Series,
+    stored: StoredBars,
     source: PriceSource,
     window: tuple[date, date],
     params: dict[str, Any],
 ) -> TickerOutcome:
-    """Stored bars with the missing head (start_date moved earlier) and the new sessions added."""
+    """The new sessions, appended to the stored bars; the whole file rewritten when the missing
+    head (start_date moved earlier) is added in front."""
     start, end = window
     tolerance = params["refresh_tolerance"]
-    stored = stored[list(BRONZE_COLUMNS)]
-    rows_fetched, backfilled = 0, 0
-    if _head_missing(stored_dates, start):
-        head, fetched = _fetch_head(ticker, stored_dates, source, start, params["overlap_sessions"])
+    rows_fetched, head = 0, None
+    first_dates = _parsed_dates(stored.head)
+    if _head_missing(first_dates, start):
+        head, fetched = _fetch_head(ticker, first_dates, source, start, params["overlap_sessions"])
         rows_fetched = len(fetched)
-        reason = refresh_reason(stored, fetched, tolerance, "prices before the backfilled head")
+        reason = refresh_reason(
+            stored.head, fetched, tolerance, "prices before the backfilled head"
+        )
         if reason:
             return _refetch(ticker, stored, source, window, rows_fetched, reason)
         if not head.empty:
@@ -268,24 +306,32 @@ def _extend(
                 len(head),
                 head["date"].iloc[0],
                 head["date"].iloc[-1],
-                stored_dates.min().date(),
+                first_dates.min().date(),
             )
-            stored = pd.concat([head, stored], ignore_index=True)
-            backfilled = len(head)
-    last_stored = stored_dates.max()
+    last_stored = _parsed_dates(stored.tail).max()
     overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
     fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
     rows_fetched += len(fetched)
-    reason = refresh_reason(stored, fetched, tolerance, "prices in the overlap")
+    reason = refresh_reason(stored.tail, fetched, tolerance, "prices in the overlap")
     if reason:
         return _refetch(ticker, stored, source, window, rows_fetched, reason)
     new_rows = fetched[_parsed_dates(fetched) > last_stored]
-    if new_rows.empty and not backfilled:
-        return TickerOutcome(TickerStatus.UNCHANGED, rows_fetched, len(stored))
-    combined = pd.concat([stored, new_rows], ignore_index=True)
-    status = TickerStatus.BACKFILLED if backfilled else TickerStatus.UPDATED
+    if head is not None and not head.empty:
+        combined = pd.concat([head, stored.load()[list(BRONZE_COLUMNS)], new_rows])
+        return TickerOutcome(
+            TickerStatus.BACKFILLED,
+            rows_fetched,
+            len(combined),
+            data=combined.reset_index(drop=True),
+            backfilled_rows=len(head),
+        )
+    if new_rows.empty:
+        return TickerOutcome(TickerStatus.UNCHANGED, rows_fetched, stored.count())
     return TickerOutcome(
-        status, rows_fetched, len(combined), data=combined, backfilled_rows=backfilled
+        TickerStatus.UPDATED,
+        rows_fetched,
+        stored.count() + len(new_rows),
+        data=BronzeAppend(new_rows.reset_index(drop=True)),
     )
 
 
@@ -300,22 +346,21 @@ def ingest_ticker(
     start, end = window
     interval = params.get("interval", "1d")
     try:
-        stored = stored_loader() if stored_loader else None
-        stored_dates = _parsed_dates(stored) if stored is not None else pd.Series()
-        if stored is None or stored.empty or stored_dates.isna().all():
+        stored = stored_bars(stored_loader, params["overlap_sessions"]) if stored_loader else None
+        if stored is None:
             full = to_bronze_text(source.fetch(ticker, start, end))
             return TickerOutcome(TickerStatus.CREATED, len(full), len(full), data=full)
-        stored_interval = bar_spacing(stored_dates)
+        stored_interval = bar_spacing(_parsed_dates(stored.tail))
         if stored_interval not in (None, interval):
             reason = f"stored bars are {stored_interval}, this run asks for {interval}: rewritten"
             return _refetch(ticker, stored, source, window, 0, reason)
         if params.get("refetch", False):
-            first = stored_dates.min().date()
+            first = _parsed_dates(stored.head).min().date()
             # daily history is kept whole; intraday bars older than the source serves are dropped
             everything = (min(start, first) if interval in DAILY_INTERVALS else start, end)
             reason = "ingestion.refetch=true: every stored bar refetched"
             return _refetch(ticker, stored, source, everything, 0, reason, logging.INFO)
-        return _extend(ticker, stored, stored_dates, source, window, params)
+        return _extend(ticker, stored, source, window, params)
     except (SourceError, OSError, ValueError, pd.errors.ParserError) as error:
         logger.warning("ingestion of %s failed: %s", ticker, error)
         return TickerOutcome(TickerStatus.FAILED, reason=f"{type(error).__name__}: {error}")
