@@ -98,7 +98,9 @@ class BronzeFile:
                 if not block:
                     break
                 data += block
-        return parse_bronze(data[: data.rfind(b"\n") + 1]).head(rows)
+        header, *lines = data[: data.rfind(b"\n") + 1].split(b"\n")
+        lines = [line for line in lines if line not in BLANK][:rows]
+        return self._parse_lines(header.rstrip(b"\r"), lines)
 
     def last(self, rows: int) -> pd.DataFrame:
         """The last `rows` complete rows."""
@@ -181,8 +183,19 @@ class BronzeFile:
                         yield line
 
     def _parse_lines(self, header: bytes, lines: list[bytes]) -> pd.DataFrame:
-        """Data lines under the header, parsed as the whole file would be."""
-        return parse_bronze(header + b"\n" + b"".join(line + b"\n" for line in lines))
+        """Data lines under the header, parsed as the whole file would be (split at commas when
+        no value is quoted and every line has the header's fields: much faster for a few)."""
+        names = header.decode().split(",")
+        fields = [line.rstrip(b"\r").decode().split(",") for line in lines]
+        if (
+            b'"' in header
+            or any(b'"' in line for line in lines)
+            or names != list(dict.fromkeys(names))
+        ):
+            return parse_bronze(header + b"\n" + b"".join(line + b"\n" for line in lines))
+        if any(len(row) != len(names) for row in fields):
+            return parse_bronze(header + b"\n" + b"".join(line + b"\n" for line in lines))
+        return pd.DataFrame(fields, columns=names, dtype=object)
 
     def count_rows(self) -> int:
         """The complete rows, counted from line ends without parsing (blank lines count too)."""

@@ -70,18 +70,21 @@ def stored_bars(loader: Loader, overlap_sessions: int) -> StoredBars | None:
         if len(last) and not last.isna().all():
             overlap_start = sessions_back(last.max(), overlap_sessions)
             return StoredBars(
-                head=loader.first(overlap_sessions + 1)[list(BRONZE_COLUMNS)],
-                tail=loader.after(overlap_start - pd.Timedelta(microseconds=1))[
-                    list(BRONZE_COLUMNS)
-                ],
+                head=_bronze_columns(loader.first(overlap_sessions + 1)),
+                tail=_bronze_columns(loader.after(overlap_start - pd.Timedelta(microseconds=1))),
                 load=loader,
                 count=loader.count_rows,
             )
     stored = loader()
     if stored.empty or _parsed_dates(stored).isna().all():
         return None
-    stored = stored[list(BRONZE_COLUMNS)]
+    stored = _bronze_columns(stored)
     return StoredBars(stored, stored, lambda: stored, lambda: len(stored))
+
+
+def _bronze_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's bronze columns, in order (KeyError naming those it lacks)."""
+    return frame if list(frame.columns) == list(BRONZE_COLUMNS) else frame[list(BRONZE_COLUMNS)]
 
 
 @dataclass(frozen=True)
@@ -172,43 +175,59 @@ def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
             text[column] = np.full(len(frame), "", dtype=object)
             continue
         values = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            present = values.dropna()
-            has_time = (present != present.dt.normalize()).any()
-            strings = values.dt.strftime("%Y-%m-%d %H:%M:%S" if has_time else "%Y-%m-%d")
-            strings = strings.to_numpy(dtype=object)
+        if isinstance(values.dtype, pd.DatetimeTZDtype):  # as wall-clock time, like strftime
+            values = values.dt.tz_localize(None)
+        values = values.to_numpy()
+        if np.issubdtype(values.dtype, np.datetime64):
+            seconds = values.astype("datetime64[s]")
+            has_time = bool((seconds != seconds.astype("datetime64[D]")).any())
+            strings = np.char.replace(
+                np.datetime_as_string(seconds, unit="s" if has_time else "D"), "T", " "
+            ).astype(object)
         else:
-            strings = values.to_numpy().astype(str).astype(object)
-        strings[values.isna().to_numpy()] = ""
+            strings = values.astype(str).astype(object)
+        strings[pd.isna(values)] = ""
         text[column] = strings
-    return pd.DataFrame(text).astype(str)
+    return pd.DataFrame(text, dtype=object)
 
 
 def _parsed_dates(frame: pd.DataFrame) -> pd.Series:
     """The bronze date column parsed; text that is no date becomes NaT."""
-    return pd.to_datetime(frame["date"], errors="coerce", format="mixed")
+    texts = frame["date"]
+    try:  # ISO text, as bronze holds it: numpy parses it much faster than pandas
+        return pd.Series(texts.to_numpy(dtype="datetime64[us]"), index=texts.index)
+    except (TypeError, ValueError):
+        return pd.to_datetime(texts, errors="coerce", format="mixed")
 
 
-def _prices(frame: pd.DataFrame) -> np.ndarray:
-    """The compared price columns as floats (text that is no number becomes NaN)."""
-    flat = pd.Series(frame[list(PRICE_VALUES)].to_numpy().ravel())
-    numbers = pd.to_numeric(flat, errors="coerce").to_numpy(np.float64)
-    return numbers.reshape(len(frame), len(PRICE_VALUES))
+def _prices(frame: pd.DataFrame, rows: list[int]) -> np.ndarray:
+    """The compared price columns of `rows` as floats (text that is no number becomes NaN)."""
+    values = np.column_stack([frame[name].to_numpy(dtype=object)[rows] for name in PRICE_VALUES])
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):  # text that is no number: parse value by value
+        flat = pd.to_numeric(pd.Series(values.ravel(), dtype=object), errors="coerce")
+        return flat.to_numpy(np.float64).reshape(values.shape)
 
 
 def overlap_change(stored: pd.DataFrame, fetched: pd.DataFrame) -> OverlapChange | None:
-    """The largest relative price change among bars present in both; None when none is."""
-    fetched = fetched.drop_duplicates("date", keep="last").set_index("date")
-    stored = stored[stored["date"].isin(fetched.index)].drop_duplicates("date", keep="last")
-    if stored.empty:
+    """The largest relative price change among bars present in both (the last of each date
+    when one repeats); None when none is."""
+    fetched_rows = {day: row for row, day in enumerate(fetched["date"].tolist())}
+    stored_rows = {
+        day: row for row, day in enumerate(stored["date"].tolist()) if day in fetched_rows
+    }
+    if not stored_rows:
         return None
-    old, new = _prices(stored), _prices(fetched.loc[stored["date"]])
+    days = sorted(stored_rows, key=stored_rows.get)  # in stored order
+    old = _prices(stored, [stored_rows[day] for day in days])
+    new = _prices(fetched, [fetched_rows[day] for day in days])
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.nan_to_num(np.abs(new - old) / np.abs(old), nan=0.0, posinf=np.inf)
     row, column = np.unravel_index(np.argmax(change), change.shape)
     return OverlapChange(
         float(change[row, column]),
-        str(stored["date"].iloc[row]),
+        str(days[row]),
         PRICE_VALUES[column],
         float(old[row, column]),
         float(new[row, column]),
@@ -317,7 +336,7 @@ def _extend(
         return _refetch(ticker, stored, source, window, rows_fetched, reason)
     new_rows = fetched[_parsed_dates(fetched) > last_stored]
     if head is not None and not head.empty:
-        combined = pd.concat([head, stored.load()[list(BRONZE_COLUMNS)], new_rows])
+        combined = pd.concat([head, _bronze_columns(stored.load()), new_rows])
         return TickerOutcome(
             TickerStatus.BACKFILLED,
             rows_fetched,
