@@ -21,7 +21,8 @@ from stock_pipeline.contract import BronzeAppend
 
 logger = logging.getLogger(__name__)
 
-BLOCK = 1 << 16  # bytes read at a time from either end of a file
+BLOCK = 1 << 16  # bytes read at a time from either end of a file, at most
+FIRST_BLOCK = 1 << 12  # the first read: a daily run needs only a few lines of each end
 ISO_DATE = re.compile(rb"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d+)?)?")
 BLANK = (b"", b"\r")  # lines pandas skips
 SPECIAL = re.compile(r'[,"\r\n]')  # characters after which a CSV value must be quoted
@@ -102,6 +103,31 @@ class BronzeFile:
         lines = [line for line in lines if line not in BLANK][:rows]
         return self._parse_lines(header.rstrip(b"\r"), lines)
 
+    def edge_dates(self) -> tuple[str, str] | None:
+        """The date text of the first and the last complete row, without parsing the file; None
+        when it has no row or no `date` column first."""
+        header = self.header()
+        if not header.startswith(b"date,"):
+            return None
+        last = next(iter(self._lines_from_end(len(header))), None)
+        first = self.first_line(len(header))
+        if last is None or first is None:
+            return None
+        return first.split(b",", 1)[0].decode(), last.split(b",", 1)[0].decode()
+
+    def first_line(self, header_length: int) -> bytes | None:
+        """The first non-blank data line, None when there is none."""
+        with self.path.open("rb") as file:
+            file.seek(header_length + 1)
+            data = b""
+            while True:
+                block = file.read(FIRST_BLOCK)
+                data += block
+                lines = data.split(b"\n")
+                line = next((line for line in lines[:-1] if line not in BLANK), None)
+                if line is not None or not block:
+                    return line
+
     def last(self, rows: int) -> pd.DataFrame:
         """The last `rows` complete rows."""
         header = self.header()
@@ -124,7 +150,7 @@ class BronzeFile:
         try:
             lines = self.lines_after(header, moment, before)
         except WholeFileNeeded:
-            return rows_after(self(), moment, before)
+            return rows_after(self(), moment, before).reset_index(drop=True)
         return self._parse_lines(header, lines)
 
     def lines_after(self, header: bytes, moment: Any, before: int) -> list[bytes]:
@@ -163,9 +189,10 @@ class BronzeFile:
         with self.path.open("rb") as file:
             size = file.seek(0, os.SEEK_END)
             start_of_rows = header_length + 1
-            position, rest, checked = size, b"", False
+            position, rest, checked, block = size, b"", False, FIRST_BLOCK
             while position > start_of_rows or rest:
-                start = max(start_of_rows, position - BLOCK)
+                start = max(start_of_rows, position - block)
+                block = min(2 * block, BLOCK)
                 file.seek(start)
                 data = file.read(position - start) + rest
                 position = start

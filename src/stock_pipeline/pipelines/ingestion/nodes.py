@@ -51,11 +51,13 @@ class TickerOutcome:
 
 @dataclass(frozen=True)
 class StoredBars:
-    """What ingestion compares with the source: the first `overlap_sessions` + 1 stored bars, the
-    stored bars from `overlap_sessions` sessions before the last one on, and every stored bar
-    (loaded only for the rare rewrites: a refresh, a backfill) and their count."""
+    """What ingestion compares with the source: the first stored bar's time, the first
+    `overlap_sessions` + 1 stored bars (read when a backfill needs them), the stored bars from
+    `overlap_sessions` sessions before the last one on, and every stored bar (loaded only for
+    the rare rewrites: a refresh, a backfill) and their count."""
 
-    head: pd.DataFrame
+    first: pd.Timestamp
+    head: Loader
     tail: pd.DataFrame
     load: Loader
     count: Callable[[], int]
@@ -64,22 +66,32 @@ class StoredBars:
 def stored_bars(loader: Loader, overlap_sessions: int) -> StoredBars | None:
     """The stored bars ingestion needs; None when no dated bar is stored. A bronze file
     (`stock_pipeline.datasets.BronzeFile`) reads only its two ends; any other loader, or a file
-    whose last bar has no date, is loaded whole (then head and tail are every bar)."""
-    if hasattr(loader, "after"):
-        last = _parsed_dates(loader.last(1))
-        if len(last) and not last.isna().all():
-            overlap_start = sessions_back(last.max(), overlap_sessions)
-            return StoredBars(
-                head=_bronze_columns(loader.first(overlap_sessions + 1)),
-                tail=_bronze_columns(loader.after(overlap_start - pd.Timedelta(microseconds=1))),
-                load=loader,
-                count=loader.count_rows,
-            )
+    whose first or last bar has no date, is loaded whole (then head and tail are every bar)."""
+    edges = loader.edge_dates() if hasattr(loader, "edge_dates") else None
+    first, last = (_parsed_date(text) for text in edges or ("", ""))
+    if not pd.isna(first) and not pd.isna(last):
+        overlap_start = sessions_back(last, overlap_sessions)
+        return StoredBars(
+            first=first,
+            head=lambda: _bronze_columns(loader.first(overlap_sessions + 1)),
+            tail=_bronze_columns(loader.after(overlap_start - pd.Timedelta(microseconds=1))),
+            load=loader,
+            count=loader.count_rows,
+        )
     stored = loader()
-    if stored.empty or _parsed_dates(stored).isna().all():
+    dates = _parsed_dates(stored) if len(stored) else pd.Series(dtype="datetime64[us]")
+    if dates.isna().all():
         return None
     stored = _bronze_columns(stored)
-    return StoredBars(stored, stored, lambda: stored, lambda: len(stored))
+    return StoredBars(dates.min(), lambda: stored, stored, lambda: stored, lambda: len(stored))
+
+
+def _parsed_date(text: str) -> pd.Timestamp:
+    """One bronze date parsed; NaT when the text is no date."""
+    try:
+        return pd.Timestamp(text)
+    except ValueError:
+        return pd.NaT
 
 
 def _bronze_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -169,10 +181,10 @@ def fetch_window(
 def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Bronze columns as text: ISO dates (with the time for intraday bars), numbers as written,
     empty string for missing."""
-    text = {}
+    text = []
     for column in BRONZE_COLUMNS:
         if column not in frame:
-            text[column] = np.full(len(frame), "", dtype=object)
+            text.append(np.full(len(frame), "", dtype=object))
             continue
         values = frame[column]
         if isinstance(values.dtype, pd.DatetimeTZDtype):  # as wall-clock time, like strftime
@@ -187,8 +199,9 @@ def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             strings = values.astype(str).astype(object)
         strings[pd.isna(values)] = ""
-        text[column] = strings
-    return pd.DataFrame(text, dtype=object)
+        text.append(strings)
+    rows = np.column_stack(text) if len(frame) else np.empty((0, len(BRONZE_COLUMNS)), object)
+    return pd.DataFrame(rows, columns=list(BRONZE_COLUMNS), dtype=object)
 
 
 def _parsed_dates(frame: pd.DataFrame) -> pd.Series:
@@ -281,10 +294,9 @@ def _refetch(
     return TickerOutcome(TickerStatus.REFRESHED, rows_fetched + len(full), len(full), reason, full)
 
 
-def _head_missing(stored_dates: pd.Series, start: date) -> bool:
+def _head_missing(first: pd.Timestamp, start: date) -> bool:
     """True when sessions from `start` on come before the first stored bar (start_date moved earlier)."""
-    first = stored_dates.min().normalize()
-    return not nse_sessions(start, first - pd.Timedelta(days=1)).empty
+    return not nse_sessions(start, first.normalize() - pd.Timedelta(days=1)).empty
 
 
 def _fetch_head(
@@ -309,12 +321,12 @@ def _extend(
     start, end = window
     tolerance = params["refresh_tolerance"]
     rows_fetched, head = 0, None
-    first_dates = _parsed_dates(stored.head)
-    if _head_missing(first_dates, start):
+    if _head_missing(stored.first, start):
+        first_dates = _parsed_dates(stored.head())
         head, fetched = _fetch_head(ticker, first_dates, source, start, params["overlap_sessions"])
         rows_fetched = len(fetched)
         reason = refresh_reason(
-            stored.head, fetched, tolerance, "prices before the backfilled head"
+            stored.head(), fetched, tolerance, "prices before the backfilled head"
         )
         if reason:
             return _refetch(ticker, stored, source, window, rows_fetched, reason)
@@ -325,7 +337,7 @@ def _extend(
                 len(head),
                 head["date"].iloc[0],
                 head["date"].iloc[-1],
-                first_dates.min().date(),
+                stored.first.date(),
             )
     last_stored = _parsed_dates(stored.tail).max()
     overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
@@ -374,7 +386,7 @@ def ingest_ticker(
             reason = f"stored bars are {stored_interval}, this run asks for {interval}: rewritten"
             return _refetch(ticker, stored, source, window, 0, reason)
         if params.get("refetch", False):
-            first = _parsed_dates(stored.head).min().date()
+            first = stored.first.date()
             # daily history is kept whole; intraday bars older than the source serves are dropped
             everything = (min(start, first) if interval in DAILY_INTERVALS else start, end)
             reason = "ingestion.refetch=true: every stored bar refetched"
