@@ -29,6 +29,7 @@ from stock_pipeline.universe import resolve_universe
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[], pd.DataFrame]
+COMPACT_ROWS = 500  # fetched bars beyond which bronze text is held as Arrow strings
 DAILY_INTERVALS = ("1d",)
 INTRADAY_INTERVALS = ("5m", "15m")
 
@@ -201,7 +202,10 @@ def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
         strings[pd.isna(values)] = ""
         text.append(strings)
     rows = np.column_stack(text) if len(frame) else np.empty((0, len(BRONZE_COLUMNS)), object)
-    return pd.DataFrame(rows, columns=list(BRONZE_COLUMNS), dtype=object)
+    bronze = pd.DataFrame(rows, columns=list(BRONZE_COLUMNS), dtype=object)
+    # a whole history as Arrow text (Python strings for 3,000 tickers' histories take gigabytes);
+    # the few new bars of a daily run as plain objects, much quicker to build
+    return bronze.astype(str) if len(bronze) > COMPACT_ROWS else bronze
 
 
 def _parsed_dates(frame: pd.DataFrame) -> pd.Series:
