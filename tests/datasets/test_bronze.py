@@ -40,6 +40,10 @@ def test_reading_the_end_equals_reading_everything(tmp_path: Path, moment, befor
     dataset = BronzeDataset(str(tmp_path))
     dataset.save({"AAA.NS": bronze(DAYS)})
     file = dataset.load()["AAA.NS"]
+    pd.testing.assert_frame_equal(file.first(3), file().head(3), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        file.last(3), file().tail(3).reset_index(drop=True), check_dtype=False
+    )
     moment = pd.Timestamp(moment) if moment else pd.NaT
     expected = rows_after(file(), moment, before).reset_index(drop=True)
     pd.testing.assert_frame_equal(file.after(moment, before), expected, check_dtype=False)

@@ -136,6 +136,7 @@ class BronzeFile:
             if len(lines) == rows:
                 break
             lines.append(line)
+        lines.reverse()
         return self._parse_lines(header, lines)
 
     def after(self, moment: Any, before: int | None = 0) -> pd.DataFrame:
