@@ -395,3 +395,12 @@ def test_refetch_rewrites_every_stored_bar(monkeypatch, caplog):
 def test_refetch_must_be_a_boolean():
     with pytest.raises(ValueError, match=r"ingestion\.refetch"):
         check_daily_ingestion_settings(params(refetch="yes"))
+
+
+def test_a_stored_file_lacking_columns_fails_its_ticker_only(monkeypatch):
+    first, _ = run(MarketSource(), {}, monkeypatch, end_date="2024-03-15")
+    first["AAA.NS"] = first["AAA.NS"].drop(columns=["close"])
+    changed, report = run(MarketSource(), first, monkeypatch)
+    assert report["tickers"]["AAA.NS"]["status"] == "failed"
+    assert "close" in report["tickers"]["AAA.NS"]["reason"]
+    assert report["tickers"]["BBB.NS"]["status"] == "updated"

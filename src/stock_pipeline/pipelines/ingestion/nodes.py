@@ -396,7 +396,7 @@ def ingest_ticker(
             reason = "ingestion.refetch=true: every stored bar refetched"
             return _refetch(ticker, stored, source, everything, 0, reason, logging.INFO)
         return _extend(ticker, stored, source, window, params)
-    except (SourceError, OSError, ValueError, pd.errors.ParserError) as error:
+    except (SourceError, OSError, ValueError, KeyError, pd.errors.ParserError) as error:
         logger.warning("ingestion of %s failed: %s", ticker, error)
         return TickerOutcome(TickerStatus.FAILED, reason=f"{type(error).__name__}: {error}")
 
