@@ -401,6 +401,7 @@ def test_a_stored_file_lacking_columns_fails_its_ticker_only(monkeypatch):
     first, _ = run(MarketSource(), {}, monkeypatch, end_date="2024-03-15")
     first["AAA.NS"] = first["AAA.NS"].drop(columns=["close"])
     changed, report = run(MarketSource(), first, monkeypatch)
+    assert set(changed) == {"BBB.NS"}
     assert report["tickers"]["AAA.NS"]["status"] == "failed"
     assert "close" in report["tickers"]["AAA.NS"]["reason"]
     assert report["tickers"]["BBB.NS"]["status"] == "updated"
