@@ -15,6 +15,7 @@ pytestmark = pytest.mark.e2e
 
 STAGES = "--pipelines=ingestion,cleaning,features"
 SPLIT_TICKER, SPLIT_DAY = "INFY.NS", "2020-09-01"
+BRONZE = "data/01_raw/prices"
 
 
 def run_until(project: Path, end_date: str, rebuild: bool = False) -> dict:
@@ -61,8 +62,15 @@ def assert_same_rows(incremental: pd.DataFrame, rebuilt: pd.DataFrame) -> None:
             np.testing.assert_array_equal(left, right, err_msg=column)
 
 
+def bronze_files(project: Path) -> dict[str, bytes]:
+    """Each bronze file's bytes, by name."""
+    return {path.name: path.read_bytes() for path in (project / BRONZE).glob("*.csv")}
+
+
 def assert_layers_equal(incremental: Path, rebuilt: Path) -> None:
-    """Silver, primary and gold of the incremental project equal the rebuilt project's."""
+    """Bronze (byte for byte), silver, primary and gold of the incremental project equal the
+    rebuilt project's."""
+    assert bronze_files(incremental) == bronze_files(rebuilt)
     for layer in ("data/02_intermediate/clean_prices", "data/03_primary/prices"):
         assert_same_rows(load_table(incremental / layer), load_table(rebuilt / layer))
     assert_same_rows(load_features(project_path=incremental), load_features(project_path=rebuilt))
@@ -84,7 +92,10 @@ def test_incremental_runs_equal_rebuilds_after_a_corporate_action(
     run_until(rebuilt, "2020-12-31")
     assert_layers_equal(project, rebuilt)
 
-    third = run_until(project, "2021-03-31")
+    killed = project / BRONZE / "TCS.NS.csv"  # an append of a killed run, stopped mid-row
+    with killed.open("ab") as file:
+        file.write(b"2021-01-01,2900.5,29")
+    third = run_until(project, "2021-03-31")  # appends the new sessions, the torn row dropped
     changes = pd.read_parquet(project / "data/03_primary/price_changes.parquet")
     assert (changes["since"] > pd.Timestamp("2020-12-31")).all()  # only the new sessions
     run_until(rebuilt, "2021-03-31", rebuild=True)
@@ -92,5 +103,7 @@ def test_incremental_runs_equal_rebuilds_after_a_corporate_action(
     before = load_features(version=second["versions"]["features"], project_path=project)
     assert before["date"].max() <= pd.Timestamp("2020-12-31")
     assert third["versions"]["features"] > second["versions"]["features"]
+    stored = bronze_files(project)
     again = run_until(project, "2021-03-31")  # nothing new: no row written, the version stays
     assert again["versions"]["features"] == third["versions"]["features"]
+    assert bronze_files(project) == stored

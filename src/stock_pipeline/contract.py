@@ -100,6 +100,14 @@ BUCKET_COLUMN = "bucket"
 TICKER_BUCKETS = 16
 
 
+@dataclass(frozen=True)
+class BronzeAppend:
+    """Bronze rows that follow a ticker's last stored bar: saved by appending them to its file
+    (a DataFrame saved to bronze replaces the ticker's whole file instead)."""
+
+    rows: pd.DataFrame
+
+
 def ticker_bucket(ticker: str) -> int:
     """The partition of a ticker: CRC-32 of its symbol modulo TICKER_BUCKETS (stable across runs)."""
     return zlib.crc32(ticker.encode()) % TICKER_BUCKETS

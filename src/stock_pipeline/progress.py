@@ -37,6 +37,7 @@ def run_concurrently(
     """Run `work` on every item, at most max_workers in flight; yield (item, result) as each finishes."""
     items = list(items)
     interactive = sys.stderr.isatty()
+    step = max(1, len(items) // 100)  # log lines: one per item, or per 1% of many (5,000 tickers)
     failures = 0
     with (
         ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool,
@@ -50,7 +51,7 @@ def run_concurrently(
             elapsed = bar.tasks[task].elapsed or 0.0
             rate = f"{done / elapsed:.1f}" if elapsed else "-"
             bar.update(task, advance=1, failed=failures, rate=rate)
-            if not interactive:
+            if not interactive and (done % step == 0 or done == len(items)):
                 logger.info(
                     "%s %d/%d, %d failed: %s", description, done, len(items), failures, item
                 )

@@ -217,7 +217,8 @@ def exchange_time(moment: datetime | str) -> pd.Timestamp:
 
 def nse_sessions(start: date | str, end: date | str) -> pd.DatetimeIndex:
     """NSE session dates (naive, midnight) from start to end inclusive."""
-    return schedule(start, end).index
+    sessions = _schedule(start, end).index
+    return sessions[sessions.slice_indexer(pd.Timestamp(start), pd.Timestamp(end))]
 
 
 def is_session(dates: pd.Series) -> pd.Series:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from kedro.io import MemoryDataset
 
-from stock_pipeline.datasets import OptionalPartitionedDataset
+from stock_pipeline.datasets import BronzeDataset
 
 
 class KeptDataset(MemoryDataset):
@@ -14,14 +14,6 @@ class KeptDataset(MemoryDataset):
         """Keep the data."""
 
 
-def bronze_dataset(path: Path) -> OptionalPartitionedDataset:
+def bronze_dataset(path: Path) -> BronzeDataset:
     """The bronze layer as the project's catalog declares it (one text CSV per ticker), at `path`."""
-    return OptionalPartitionedDataset(
-        path=str(path),
-        filename_suffix=".csv",
-        dataset={
-            "type": "pandas.CSVDataset",
-            "load_args": {"dtype": str, "keep_default_na": False},
-            "save_args": {"index": False},
-        },
-    )
+    return BronzeDataset(path=str(path))

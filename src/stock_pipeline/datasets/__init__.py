@@ -9,6 +9,7 @@ from typing import Any
 
 _MODULES = {
     "AppendParquetDataset": "append_parquet",
+    "BronzeDataset": "bronze",
     "DeltaTableDataset": "delta_table",
     "DeltaVersionDataset": "delta_table",
     "MergeParquetDataset": "parquet",
@@ -20,6 +21,7 @@ _MODULES = {
 
 __all__ = [
     "AppendParquetDataset",
+    "BronzeDataset",
     "DeltaTableDataset",
     "DeltaVersionDataset",
     "MergeParquetDataset",

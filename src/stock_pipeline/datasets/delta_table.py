@@ -24,7 +24,7 @@ from stock_pipeline.contract import BUCKET_COLUMN, KEY, ticker_bucket
 
 logger = logging.getLogger(__name__)
 
-LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket")
+LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket", "last_per_ticker")
 
 
 class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
@@ -40,7 +40,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     `catalog.load(name, version="<n>")`. `load_args` select a subset without reading the rest:
     `tickers` (only their buckets are read), `start`/`end` (inclusive dates), `columns` (the key is
     always included), `by_bucket` (one loading function per bucket, as a PartitionedDataset loads,
-    so a node holds one bucket at a time). With `optional`, a table not written yet loads as an
+    so a node holds one bucket at a time), `last_per_ticker` (only each ticker's latest key: where
+    a run resumes, without holding every key). With `optional`, a table not written yet loads as an
     empty frame with the key columns (a first run's stored state). `retention_versions` keeps that
     many latest versions loadable (a vacuum after each save); `max_files` compacts small files
     (one more version) once the table holds more. Versioning is the table's own: no `versioned:`.
@@ -139,6 +140,9 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         if columns is not None:
             columns = [*KEY, *(name for name in columns if name not in KEY)]
         rows = table.to_pyarrow_dataset().to_table(filter=selected, columns=columns)
+        if self._load_args.get("last_per_ticker"):
+            latest = rows.select(list(KEY)).group_by("ticker").aggregate([("date", "max")])
+            rows = latest.rename_columns(list(KEY))
         if BUCKET_COLUMN in rows.column_names:
             rows = rows.drop_columns([BUCKET_COLUMN])
         frame = rows.to_pandas()

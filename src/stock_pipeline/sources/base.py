@@ -3,6 +3,7 @@
 from datetime import date
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
 from stock_pipeline.contract import BRONZE_COLUMNS
@@ -34,11 +35,15 @@ def empty_bronze_frame() -> pd.DataFrame:
 def bar_spacing(dates: pd.Series) -> str | None:
     """The interval of bars: `1d` when all are dated at midnight, else the most common gap between
     two bars of one day (`5m`); None when that cannot be told."""
-    stamps = dates.dropna().sort_values()
-    if stamps.empty:
+    stamps = np.sort(dates.dropna().to_numpy(dtype="datetime64[s]"))
+    if not len(stamps):
         return None
-    if (stamps == stamps.dt.normalize()).all():
+    days = stamps.astype("datetime64[D]")
+    if (stamps == days).all():
         return "1d"
-    gaps = stamps.diff()[stamps.dt.normalize().duplicated()]
-    gaps = gaps[gaps > pd.Timedelta(0)]
-    return None if gaps.empty else f"{int(gaps.mode().min().total_seconds() // 60)}m"
+    gaps = np.diff(stamps)[days[1:] == days[:-1]].astype(np.int64)
+    gaps = gaps[gaps > 0]
+    if not len(gaps):
+        return None
+    values, counts = np.unique(gaps, return_counts=True)
+    return f"{int(values[counts == counts.max()].min() // 60)}m"

@@ -8,11 +8,11 @@ overlaps and reruns behave exactly as with a real source.
 
 import zlib
 from datetime import date
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.contract import BRONZE_COLUMNS
 from stock_pipeline.sources.base import NoDataError, SourceError
 from stock_pipeline.trading_calendar import nse_sessions
 
@@ -28,9 +28,8 @@ class SyntheticSource:
             raise SourceError(f"the synthetic source makes daily bars only, not {interval}")
         self.seed = seed
 
-    def _path(self, ticker: str, end: date) -> pd.DataFrame:
-        """The ticker's bars on every session from ORIGIN to end."""
-        sessions = nse_sessions(ORIGIN, max(pd.Timestamp(end), pd.Timestamp(ORIGIN)))
+    def _path(self, ticker: str, sessions: pd.DatetimeIndex, first: int) -> pd.DataFrame:
+        """The ticker's bars on `sessions[first:]`, `sessions` being every session from ORIGIN on."""
         seeds = np.random.SeedSequence([self.seed, zlib.crc32(ticker.encode())]).spawn(5)
         level, moves, gaps, wicks, volumes = (np.random.default_rng(seed) for seed in seeds)
         size = len(sessions)
@@ -39,15 +38,17 @@ class SyntheticSource:
         )
         open_ = close * np.exp(gaps.normal(0, DAILY_VOLATILITY / 3, size))
         wick = np.abs(wicks.normal(0, DAILY_VOLATILITY / 2, (size, 2)))
+        volume = volumes.integers(100_000, 5_000_000, size).astype("float64")
+        window = slice(first, size)
         return pd.DataFrame(
             {
-                "date": sessions,
-                "open": open_.round(2),
-                "high": (np.maximum(open_, close) * (1 + wick[:, 0])).round(2),
-                "low": (np.minimum(open_, close) * (1 - wick[:, 1])).round(2),
-                "close": close.round(2),
-                "adj_close": close.round(2),
-                "volume": volumes.integers(100_000, 5_000_000, size).astype("float64"),
+                "date": sessions[window],
+                "open": open_[window].round(2),
+                "high": (np.maximum(open_, close) * (1 + wick[:, 0]))[window].round(2),
+                "low": (np.minimum(open_, close) * (1 - wick[:, 1]))[window].round(2),
+                "close": close[window].round(2),
+                "adj_close": close[window].round(2),
+                "volume": volume[window],
                 "dividends": 0.0,
                 "stock_splits": 0.0,
             }
@@ -55,9 +56,14 @@ class SyntheticSource:
 
     def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """The ticker's bars from start to end inclusive."""
-        bars = self._path(ticker, end)
-        in_window = bars["date"].between(pd.Timestamp(start), pd.Timestamp(end))
-        window = bars[in_window].reset_index(drop=True)
-        if window.empty:
+        sessions = _sessions_to(pd.Timestamp(end))
+        first = int(sessions.searchsorted(pd.Timestamp(start)))
+        if first == len(sessions):
             raise NoDataError(f"{ticker}: no synthetic sessions between {start} and {end}")
-        return window[list(BRONZE_COLUMNS)]
+        return self._path(ticker, sessions, first)  # its columns are BRONZE_COLUMNS, in order
+
+
+@lru_cache(maxsize=8)
+def _sessions_to(end: pd.Timestamp) -> pd.DatetimeIndex:
+    """Every session from ORIGIN to end (the same few ends are asked for every ticker of a run)."""
+    return nse_sessions(ORIGIN, max(end, pd.Timestamp(ORIGIN)))

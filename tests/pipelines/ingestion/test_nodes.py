@@ -6,7 +6,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from stock_pipeline.contract import BRONZE_COLUMNS
+from stock_pipeline.contract import BRONZE_COLUMNS, BronzeAppend
 from stock_pipeline.pipelines.ingestion.nodes import (
     IngestionFailedError,
     check_daily_ingestion_settings,
@@ -113,10 +113,12 @@ def test_new_sessions_are_appended(monkeypatch):
     first, _ = run(MarketSource(), {}, monkeypatch, end_date="2024-03-15")
     changed, report = run(MarketSource(), first, monkeypatch)
     assert report["tickers"]["AAA.NS"]["status"] == "updated"
-    dates = changed["AAA.NS"]["date"]
-    assert dates.is_unique
-    assert dates.iloc[-1] == "2024-03-28"
-    assert len(changed["AAA.NS"]) == len(nse_sessions("2024-01-01", "2024-03-28"))
+    assert isinstance(changed["AAA.NS"], BronzeAppend)  # only the new sessions are written
+    dates = changed["AAA.NS"].rows["date"]
+    assert list(dates) == [str(day.date()) for day in nse_sessions("2024-03-18", "2024-03-28")]
+    assert report["tickers"]["AAA.NS"]["rows_stored"] == len(
+        nse_sessions("2024-01-01", "2024-03-28")
+    )
 
 
 def test_readjusted_overlap_triggers_a_full_refresh(monkeypatch):
@@ -254,9 +256,9 @@ def test_intraday_first_run_then_only_new_bars(monkeypatch):
     later = IntradayMarket(until="2024-06-04 15:45", earliest=date(2024, 5, 27))
     changed, report = intraday_run(later, first, monkeypatch, "2024-06-04T10:15:00+00:00")
     assert report["tickers"]["AAA.NS"]["status"] == "updated"
-    dates = changed["AAA.NS"]["date"]
+    dates = changed["AAA.NS"].rows["date"]
     assert dates.is_unique
-    assert dates.iloc[-1] == "2024-06-04 15:25:00"
+    assert (dates.iloc[0], dates.iloc[-1]) == ("2024-06-04 10:35:00", "2024-06-04 15:25:00")
     overlap_start = nse_sessions("2024-05-01", "2024-06-04")[-6].date()
     assert {call[1] for call in later.calls} == {overlap_start}
 
@@ -393,3 +395,13 @@ def test_refetch_rewrites_every_stored_bar(monkeypatch, caplog):
 def test_refetch_must_be_a_boolean():
     with pytest.raises(ValueError, match=r"ingestion\.refetch"):
         check_daily_ingestion_settings(params(refetch="yes"))
+
+
+def test_a_stored_file_lacking_columns_fails_its_ticker_only(monkeypatch):
+    first, _ = run(MarketSource(), {}, monkeypatch, end_date="2024-03-15")
+    first["AAA.NS"] = first["AAA.NS"].drop(columns=["close"])
+    changed, report = run(MarketSource(), first, monkeypatch)
+    assert set(changed) == {"BBB.NS"}
+    assert report["tickers"]["AAA.NS"]["status"] == "failed"
+    assert "close" in report["tickers"]["AAA.NS"]["reason"]
+    assert report["tickers"]["BBB.NS"]["status"] == "updated"

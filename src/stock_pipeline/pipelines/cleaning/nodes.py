@@ -18,6 +18,7 @@ from stock_pipeline.contract import (
     TickerStatus,
     ticker_bucket,
 )
+from stock_pipeline.datasets.bronze import BronzeFiles, rows_after
 from stock_pipeline.engine import map_buckets
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
@@ -47,18 +48,33 @@ def _lookback_rows(params: dict[str, Any]) -> int | None:
     return 2 * (2 * outliers["mad_window"] + params["ffill_limit"] + 2)
 
 
-def _rows_to_clean(
-    frame: pd.DataFrame, last_stored: pd.Timestamp, lookback: int | None
-) -> pd.DataFrame | None:
-    """The bronze rows after the last stored silver date plus the look-back (all without a stored
-    date or look-back); None when no row is newer than what silver holds."""
-    if pd.isna(last_stored) or lookback is None:
-        return frame
-    dates = pd.to_datetime(frame["date"], errors="coerce", format="ISO8601")
-    newer = np.flatnonzero((dates > last_stored).to_numpy())
-    if not len(newer):
-        return None
-    return frame.iloc[max(0, newer[0] - lookback) :]
+def _bronze_rows(
+    raw_prices: dict[str, Callable[[], pd.DataFrame]],
+    last_stored: dict[str, pd.Timestamp],
+    lookback: int | None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Per ticker, the bronze rows after its last stored silver date plus the look-back (every row
+    without a stored date; none when no row is newer), as one text frame with a ticker column;
+    and the files that could not be read. Bronze files (`BronzeDataset`) read only their ends,
+    parsed at once; other loaders load whole."""
+    if isinstance(raw_prices, BronzeFiles):
+        return raw_prices.rows_after(last_stored, lookback, BRONZE_COLUMNS)
+    frames, unreadable = [], {}
+    for ticker, stored in last_stored.items():
+        try:
+            frame = raw_prices[ticker]()
+        except Exception as error:  # a corrupt bronze file fails its ticker only
+            unreadable[ticker] = f"unreadable bronze file: {error}"
+            continue
+        missing = [column for column in BRONZE_COLUMNS if column not in frame]
+        if missing:
+            unreadable[ticker] = f"bronze file lacks columns {missing}"
+            continue
+        rows = rows_after(frame[list(BRONZE_COLUMNS)], stored, lookback)
+        frames.append(rows.fillna("").astype(str).assign(ticker=ticker))
+    columns = ["ticker", *BRONZE_COLUMNS]
+    combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return combined[columns].astype(str), unreadable
 
 
 def combine_raw_prices(
@@ -74,34 +90,29 @@ def combine_raw_prices(
     is cleaned from its new bronze rows plus the look-back; any other ticker from its whole history. The plan
     has per ticker its mode (`full`, `tail` or `unchanged`) and last stored silver date."""
     last_stored = stored_dates.groupby("ticker")["date"].max() if len(stored_dates) else pd.Series()
-    lookback = _lookback_rows(params)
-    frames, unreadable, plan = [], {}, []
-    for ticker, entry in ingestion_report["tickers"].items():
-        if ticker not in raw_prices:
-            continue
-        try:
-            frame = raw_prices[ticker]()
-        except Exception as error:  # a corrupt bronze file fails its ticker only
-            logger.warning("bronze file of %s is unreadable: %s", ticker, error)
-            unreadable[ticker] = f"unreadable bronze file: {error}"
-            continue
-        missing = [column for column in BRONZE_COLUMNS if column not in frame]
-        if missing:
-            unreadable[ticker] = f"bronze file lacks columns {missing}"
-            continue
-        stored = last_stored.get(ticker, pd.NaT)
-        if rebuild or entry.get("status") in WHOLE_HISTORY:
-            stored = pd.NaT
-        rows = _rows_to_clean(frame[list(BRONZE_COLUMNS)], stored, lookback)
-        mode = "unchanged" if rows is None else "full" if pd.isna(stored) else "tail"
-        plan.append({"ticker": ticker, "mode": mode, "last_stored": stored})
-        if rows is not None:
-            frames.append(rows.fillna("").astype(str).assign(ticker=ticker))
-    columns = ["ticker", *BRONZE_COLUMNS]
-    combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    since = {
+        ticker: pd.NaT
+        if rebuild or entry.get("status") in WHOLE_HISTORY
+        else last_stored.get(ticker, pd.NaT)
+        for ticker, entry in ingestion_report["tickers"].items()
+        if ticker in raw_prices
+    }
+    combined, unreadable = _bronze_rows(raw_prices, since, _lookback_rows(params))
+    for ticker, reason in unreadable.items():
+        logger.warning("bronze file of %s: %s", ticker, reason)
+    present = set(combined["ticker"].unique())
+    plan = [
+        {
+            "ticker": ticker,
+            "mode": "full" if pd.isna(stored) else "tail" if ticker in present else "unchanged",
+            "last_stored": stored,
+        }
+        for ticker, stored in since.items()
+        if ticker not in unreadable
+    ]
     plan_frame = pd.DataFrame(plan, columns=["ticker", "mode", "last_stored"])
     plan_frame["last_stored"] = pd.to_datetime(plan_frame["last_stored"])
-    return combined[columns].astype(str), unreadable, plan_frame
+    return combined, unreadable, plan_frame
 
 
 def _first_reasons(checks: list[tuple[str, pd.Series]], index: pd.Index) -> pd.DataFrame:
@@ -390,7 +401,7 @@ def validate_bronze(
         buckets.setdefault(str(ticker_bucket(ticker)), {})[ticker] = entry
     work = {
         bucket: (
-            {ticker: raw_prices[ticker] for ticker in entries if ticker in raw_prices},
+            type(raw_prices)({t: raw_prices[t] for t in entries if t in raw_prices}),
             {**ingestion_report, "tickers": entries},
             last_stored[last_stored["ticker"].isin(list(entries))],
             params,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, TickerStatus
+from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, BronzeAppend, TickerStatus
 from stock_pipeline.pipelines.ingestion.dispatch import ingest_tickers
 from stock_pipeline.sources import PriceSource, SourceError, build_source
 from stock_pipeline.sources.base import bar_spacing
@@ -30,6 +30,7 @@ from stock_pipeline.universe import resolve_universe
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[], pd.DataFrame]
+COMPACT_ROWS = 500  # fetched bars beyond which bronze text is held as Arrow strings
 DAILY_INTERVALS = ("1d",)
 INTRADAY_INTERVALS = ("5m", "15m")
 
@@ -46,8 +47,58 @@ class TickerOutcome:
     rows_fetched: int = 0
     rows_stored: int = 0
     reason: str | None = None
-    data: pd.DataFrame | None = field(default=None, repr=False)
+    data: pd.DataFrame | BronzeAppend | None = field(default=None, repr=False)
     backfilled_rows: int = 0
+
+
+@dataclass(frozen=True)
+class StoredBars:
+    """What ingestion compares with the source: the first stored bar's time, the first
+    `overlap_sessions` + 1 stored bars (read when a backfill needs them), the stored bars from
+    `overlap_sessions` sessions before the last one on, and every stored bar (loaded only for
+    the rare rewrites: a refresh, a backfill) and their count."""
+
+    first: pd.Timestamp
+    head: Loader
+    tail: pd.DataFrame
+    load: Loader
+    count: Callable[[], int]
+
+
+def stored_bars(loader: Loader, overlap_sessions: int) -> StoredBars | None:
+    """The stored bars ingestion needs; None when no dated bar is stored. A bronze file
+    (`stock_pipeline.datasets.BronzeFile`) reads only its two ends; any other loader, or a file
+    whose first or last bar has no date, is loaded whole (then head and tail are every bar)."""
+    edges = loader.edge_dates() if hasattr(loader, "edge_dates") else None
+    first, last = (_parsed_date(text) for text in edges or ("", ""))
+    if not pd.isna(first) and not pd.isna(last):
+        overlap_start = sessions_back(last, overlap_sessions)
+        return StoredBars(
+            first=first,
+            head=lambda: _bronze_columns(loader.first(overlap_sessions + 1)),
+            tail=_bronze_columns(loader.after(overlap_start - pd.Timedelta(microseconds=1))),
+            load=loader,
+            count=loader.count_rows,
+        )
+    stored = loader()
+    dates = _parsed_dates(stored) if len(stored) else pd.Series(dtype="datetime64[us]")
+    if dates.isna().all():
+        return None
+    stored = _bronze_columns(stored)
+    return StoredBars(dates.min(), lambda: stored, stored, lambda: stored, lambda: len(stored))
+
+
+def _parsed_date(text: str) -> pd.Timestamp:
+    """One bronze date parsed; NaT when the text is no date."""
+    try:
+        return pd.Timestamp(text)
+    except ValueError:
+        return pd.NaT
+
+
+def _bronze_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame's bronze columns, in order (KeyError naming those it lacks)."""
+    return frame if list(frame.columns) == list(BRONZE_COLUMNS) else frame[list(BRONZE_COLUMNS)]
 
 
 @dataclass(frozen=True)
@@ -132,49 +183,69 @@ def fetch_window(
 def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Bronze columns as text: ISO dates (with the time for intraday bars), numbers as written,
     empty string for missing."""
-    text = {}
+    text = []
     for column in BRONZE_COLUMNS:
         if column not in frame:
-            text[column] = np.full(len(frame), "", dtype=object)
+            text.append(np.full(len(frame), "", dtype=object))
             continue
         values = frame[column]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            present = values.dropna()
-            has_time = (present != present.dt.normalize()).any()
-            strings = values.dt.strftime("%Y-%m-%d %H:%M:%S" if has_time else "%Y-%m-%d")
-            strings = strings.to_numpy(dtype=object)
+        if isinstance(values.dtype, pd.DatetimeTZDtype):  # as wall-clock time, like strftime
+            values = values.dt.tz_localize(None)
+        values = values.to_numpy()
+        if np.issubdtype(values.dtype, np.datetime64):
+            seconds = values.astype("datetime64[s]")
+            has_time = bool((seconds != seconds.astype("datetime64[D]")).any())
+            strings = np.char.replace(
+                np.datetime_as_string(seconds, unit="s" if has_time else "D"), "T", " "
+            ).astype(object)
         else:
-            strings = values.to_numpy().astype(str).astype(object)
-        strings[values.isna().to_numpy()] = ""
-        text[column] = strings
-    return pd.DataFrame(text).astype(str)
+            strings = values.astype(str).astype(object)
+        strings[pd.isna(values)] = ""
+        text.append(strings)
+    rows = np.column_stack(text) if len(frame) else np.empty((0, len(BRONZE_COLUMNS)), object)
+    bronze = pd.DataFrame(rows, columns=list(BRONZE_COLUMNS), dtype=object)
+    # a whole history as Arrow text (Python strings for 3,000 tickers' histories take gigabytes);
+    # the few new bars of a daily run as plain objects, much quicker to build
+    return bronze.astype(str) if len(bronze) > COMPACT_ROWS else bronze
 
 
 def _parsed_dates(frame: pd.DataFrame) -> pd.Series:
     """The bronze date column parsed; text that is no date becomes NaT."""
-    return pd.to_datetime(frame["date"], errors="coerce", format="mixed")
+    texts = frame["date"]
+    try:  # ISO text, as bronze holds it: numpy parses it much faster than pandas
+        return pd.Series(texts.to_numpy(dtype="datetime64[us]"), index=texts.index)
+    except (TypeError, ValueError):
+        return pd.to_datetime(texts, errors="coerce", format="mixed")
 
 
-def _prices(frame: pd.DataFrame) -> np.ndarray:
-    """The compared price columns as floats (text that is no number becomes NaN)."""
-    flat = pd.Series(frame[list(PRICE_VALUES)].to_numpy().ravel())
-    numbers = pd.to_numeric(flat, errors="coerce").to_numpy(np.float64)
-    return numbers.reshape(len(frame), len(PRICE_VALUES))
+def _prices(frame: pd.DataFrame, rows: list[int]) -> np.ndarray:
+    """The compared price columns of `rows` as floats (text that is no number becomes NaN)."""
+    values = np.column_stack([frame[name].to_numpy(dtype=object)[rows] for name in PRICE_VALUES])
+    try:
+        return values.astype(np.float64)
+    except (TypeError, ValueError):  # text that is no number: parse value by value
+        flat = pd.to_numeric(pd.Series(values.ravel(), dtype=object), errors="coerce")
+        return flat.to_numpy(np.float64).reshape(values.shape)
 
 
 def overlap_change(stored: pd.DataFrame, fetched: pd.DataFrame) -> OverlapChange | None:
-    """The largest relative price change among bars present in both; None when none is."""
-    fetched = fetched.drop_duplicates("date", keep="last").set_index("date")
-    stored = stored[stored["date"].isin(fetched.index)].drop_duplicates("date", keep="last")
-    if stored.empty:
+    """The largest relative price change among bars present in both (the last of each date
+    when one repeats); None when none is."""
+    fetched_rows = {day: row for row, day in enumerate(fetched["date"].tolist())}
+    stored_rows = {
+        day: row for row, day in enumerate(stored["date"].tolist()) if day in fetched_rows
+    }
+    if not stored_rows:
         return None
-    old, new = _prices(stored), _prices(fetched.loc[stored["date"]])
+    days = sorted(stored_rows, key=stored_rows.get)  # in stored order
+    old = _prices(stored, [stored_rows[day] for day in days])
+    new = _prices(fetched, [fetched_rows[day] for day in days])
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.nan_to_num(np.abs(new - old) / np.abs(old), nan=0.0, posinf=np.inf)
     row, column = np.unravel_index(np.argmax(change), change.shape)
     return OverlapChange(
         float(change[row, column]),
-        str(stored["date"].iloc[row]),
+        str(days[row]),
         PRICE_VALUES[column],
         float(old[row, column]),
         float(new[row, column]),
@@ -197,7 +268,7 @@ def refresh_reason(
 
 def _refetch(
     ticker: str,
-    stored: pd.DataFrame,
+    stored: StoredBars,
     source: PriceSource,
     window: tuple[date, date],
     rows_fetched: int,
@@ -207,6 +278,7 @@ def _refetch(
     """The whole window fetched again to replace what is stored; logged with its reason."""
     start, end = window
     full = to_bronze_text(source.fetch(ticker, start, end))
+    stored = stored.load()
     older = int((_parsed_dates(stored) < pd.Timestamp(start)).sum())
     dropped = (
         f"; {older} stored bars before {start} were dropped (the source no longer serves them)"
@@ -227,10 +299,9 @@ def _refetch(
     return TickerOutcome(TickerStatus.REFRESHED, rows_fetched + len(full), len(full), reason, full)
 
 
-def _head_missing(stored_dates: pd.Series, start: date) -> bool:
+def _head_missing(first: pd.Timestamp, start: date) -> bool:
     """True when sessions from `start` on come before the first stored bar (start_date moved earlier)."""
-    first = stored_dates.min().normalize()
-    return not nse_sessions(start, first - pd.Timedelta(days=1)).empty
+    return not nse_sessions(start, first.normalize() - pd.Timedelta(days=1)).empty
 
 
 def _fetch_head(
@@ -245,21 +316,23 @@ def _fetch_head(
 
 def _extend(
     ticker: str,
-    stored: pd.DataFrame,
-    stored_dates: pd.Series,
+    stored: StoredBars,
     source: PriceSource,
     window: tuple[date, date],
     params: dict[str, Any],
 ) -> TickerOutcome:
-    """Stored bars with the missing head (start_date moved earlier) and the new sessions added."""
+    """The new sessions, appended to the stored bars; the whole file rewritten when the missing
+    head (start_date moved earlier) is added in front."""
     start, end = window
     tolerance = params["refresh_tolerance"]
-    stored = stored[list(BRONZE_COLUMNS)]
-    rows_fetched, backfilled = 0, 0
-    if _head_missing(stored_dates, start):
-        head, fetched = _fetch_head(ticker, stored_dates, source, start, params["overlap_sessions"])
+    rows_fetched, head = 0, None
+    if _head_missing(stored.first, start):
+        first_dates = _parsed_dates(stored.head())
+        head, fetched = _fetch_head(ticker, first_dates, source, start, params["overlap_sessions"])
         rows_fetched = len(fetched)
-        reason = refresh_reason(stored, fetched, tolerance, "prices before the backfilled head")
+        reason = refresh_reason(
+            stored.head(), fetched, tolerance, "prices before the backfilled head"
+        )
         if reason:
             return _refetch(ticker, stored, source, window, rows_fetched, reason)
         if not head.empty:
@@ -269,24 +342,32 @@ def _extend(
                 len(head),
                 head["date"].iloc[0],
                 head["date"].iloc[-1],
-                stored_dates.min().date(),
+                stored.first.date(),
             )
-            stored = pd.concat([head, stored], ignore_index=True)
-            backfilled = len(head)
-    last_stored = stored_dates.max()
+    last_stored = _parsed_dates(stored.tail).max()
     overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
     fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
     rows_fetched += len(fetched)
-    reason = refresh_reason(stored, fetched, tolerance, "prices in the overlap")
+    reason = refresh_reason(stored.tail, fetched, tolerance, "prices in the overlap")
     if reason:
         return _refetch(ticker, stored, source, window, rows_fetched, reason)
     new_rows = fetched[_parsed_dates(fetched) > last_stored]
-    if new_rows.empty and not backfilled:
-        return TickerOutcome(TickerStatus.UNCHANGED, rows_fetched, len(stored))
-    combined = pd.concat([stored, new_rows], ignore_index=True)
-    status = TickerStatus.BACKFILLED if backfilled else TickerStatus.UPDATED
+    if head is not None and not head.empty:
+        combined = pd.concat([head, _bronze_columns(stored.load()), new_rows])
+        return TickerOutcome(
+            TickerStatus.BACKFILLED,
+            rows_fetched,
+            len(combined),
+            data=combined.reset_index(drop=True),
+            backfilled_rows=len(head),
+        )
+    if new_rows.empty:
+        return TickerOutcome(TickerStatus.UNCHANGED, rows_fetched, stored.count())
     return TickerOutcome(
-        status, rows_fetched, len(combined), data=combined, backfilled_rows=backfilled
+        TickerStatus.UPDATED,
+        rows_fetched,
+        stored.count() + len(new_rows),
+        data=BronzeAppend(new_rows.reset_index(drop=True)),
     )
 
 
@@ -301,23 +382,22 @@ def ingest_ticker(
     start, end = window
     interval = params.get("interval", "1d")
     try:
-        stored = stored_loader() if stored_loader else None
-        stored_dates = _parsed_dates(stored) if stored is not None else pd.Series()
-        if stored is None or stored.empty or stored_dates.isna().all():
+        stored = stored_bars(stored_loader, params["overlap_sessions"]) if stored_loader else None
+        if stored is None:
             full = to_bronze_text(source.fetch(ticker, start, end))
             return TickerOutcome(TickerStatus.CREATED, len(full), len(full), data=full)
-        stored_interval = bar_spacing(stored_dates)
+        stored_interval = bar_spacing(_parsed_dates(stored.tail))
         if stored_interval not in (None, interval):
             reason = f"stored bars are {stored_interval}, this run asks for {interval}: rewritten"
             return _refetch(ticker, stored, source, window, 0, reason)
         if params.get("refetch", False):
-            first = stored_dates.min().date()
+            first = stored.first.date()
             # daily history is kept whole; intraday bars older than the source serves are dropped
             everything = (min(start, first) if interval in DAILY_INTERVALS else start, end)
             reason = "ingestion.refetch=true: every stored bar refetched"
             return _refetch(ticker, stored, source, everything, 0, reason, logging.INFO)
-        return _extend(ticker, stored, stored_dates, source, window, params)
-    except (SourceError, OSError, ValueError, pd.errors.ParserError) as error:
+        return _extend(ticker, stored, source, window, params)
+    except (SourceError, OSError, ValueError, KeyError, pd.errors.ParserError) as error:
         logger.warning("ingestion of %s failed: %s", ticker, error)
         return TickerOutcome(TickerStatus.FAILED, reason=f"{type(error).__name__}: {error}")
 
