@@ -337,7 +337,9 @@ def _feature_weights(features: list[str], params: dict[str, Any]) -> np.ndarray:
     given = params.get("feature_weights") or {}
     unknown = sorted(set(given) - set(features))
     if unknown:
-        raise ValueError(f"drift.feature_weights names unmonitored features: {unknown}")
+        raise ValueError(
+            f"drift.feature_weights names unmonitored features {unknown}: monitor or drop them"
+        )
     weights = np.array([float(given.get(feature, 1.0)) for feature in features])
     if (weights < 0).any() or not weights.sum() > 0:
         raise ValueError("drift.feature_weights must be >= 0 with at least one positive")
