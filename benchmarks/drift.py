@@ -1,6 +1,6 @@
 """How often each drift method flags tickers: one table of scenario x method (issue 12).
 
-Run: `.venv/bin/python benchmarks/drift.py [--seeds 7 11 23] [--tickers 300] [--sessions 400]`.
+Run: `.venv/bin/python benchmarks/drift.py [--seeds 7 11 23 101 202] [--tickers 300] [--sessions 400]`.
 Simulated markets have `--tickers` tickers x `--sessions` sessions; a shock hits the last 7
 sessions (the current window) of the shocked tickers only. GARCH(1,1)-t uses the median of the
 parameters fitted to the 25 nse_daily tickers (alpha 0.07, beta 0.91, Student-t with 5 degrees
@@ -297,7 +297,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", type=int, default=300)
     parser.add_argument("--sessions", type=int, default=400)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11, 23])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11, 23, 101, 202])
     parser.add_argument("--repeats", type=int, default=100, help="markets with one shocked ticker")
     parser.add_argument("--replayed", type=int, default=100, help="sessions replayed, calm markets")
     parser.add_argument(
