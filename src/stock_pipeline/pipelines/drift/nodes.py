@@ -5,10 +5,10 @@ how many other tickers drifted. Two methods. `ks` is the seed's rule verbatim: a
 Kolmogorov-Smirnov test of the raw feature values, baseline window against current window, a
 feature drifts when p < alpha and a ticker when any feature does. `calibrated` (the default) makes
 each feature stationary (`drift.transforms`), measures the current window's mean absolute
-deviation from the baseline mean in units of the ticker's conditional scale (S, below), turns S
-into a p-value with a tail fitted to the ticker's own past values of S, and combines the features'
-p-values inside the ticker with the Cauchy combination test, which holds under any dependence
-between them.
+deviation from the baseline mean in units of the ticker's GARCH-like volatility forecast (S,
+below), turns S into a p-value with a tail fitted to the ticker's own past values of S, and
+combines the features' p-values inside the ticker with the weighted Cauchy combination test
+(`drift.feature_weights`), which holds under any dependence between them.
 
 All sessions of a replay are computed in one vectorized pass: every quantity at a row depends on
 that row and earlier rows of its ticker only, so a range of as_of dates reads each off its row.
@@ -317,8 +317,8 @@ def _cauchy_combination(p_values: np.ndarray, weights: np.ndarray) -> np.ndarray
 
     T = sum of w tan((1/2 - p) pi) with weights w summing to 1 over the row's tested p-values is
     standard Cauchy under the null whatever the dependence between the p-values (Liu and Xie,
-    2020), so the combined p-value is its Cauchy tail. For small p-values it behaves like a
-    weighted Bonferroni: a feature of normalised weight w alone reaches alpha at a p-value of w alpha.
+    2020), so the combined p-value is its Cauchy tail. For small p-values it acts like a weighted
+    Bonferroni: a feature of weight share w alone reaches alpha at a p-value of about w alpha.
     """
     capped = np.minimum(p_values, CAUCHY_P_CAP)
     with np.errstate(divide="ignore"):
