@@ -127,7 +127,7 @@ def test_a_large_shock_gets_a_p_value_below_any_empirical_floor(params):
 def test_cauchy_combination_is_the_cauchy_tail_of_the_mean_tangent():
     p_values = np.array([[0.01, 0.5, 0.3], [0.2, np.nan, 0.2], [1e-12, 0.9, 1.0], [np.nan] * 3])
 
-    combined = _cauchy_combination(p_values)
+    combined = _cauchy_combination(p_values, np.ones(3))
 
     tangents = np.tan((0.5 - np.minimum(p_values[:3], 0.999)) * np.pi)
     expected = stats.cauchy.sf(np.nanmean(tangents, axis=1))
@@ -136,13 +136,41 @@ def test_cauchy_combination_is_the_cauchy_tail_of_the_mean_tangent():
     assert np.isnan(combined[3])
 
 
+def test_weighted_cauchy_combination_weighs_the_tangents_of_the_tested_p_values():
+    p_values = np.array([[0.01, 0.5, 0.3], [0.02, np.nan, 0.6]])
+    weights = np.array([6.0, 1.0, 3.0])
+
+    combined = _cauchy_combination(p_values, weights)
+
+    tangents = np.tan((0.5 - p_values) * np.pi)
+    assert combined[0] == pytest.approx(stats.cauchy.sf(tangents[0] @ weights / 10), rel=1e-9)
+    assert combined[1] == pytest.approx(
+        stats.cauchy.sf((6 * tangents[1, 0] + 3 * tangents[1, 2]) / 9)
+    )
+    # a small p-value of weight share w reaches alpha near w alpha, like a weighted Bonferroni
+    alone = _cauchy_combination(np.array([[0.6 * 0.05, 0.5, 0.5]]), weights)[0]
+    assert alone == pytest.approx(0.05, abs=0.005)
+
+
+def test_feature_weights_must_name_monitored_features_and_not_all_be_zero(params):
+    features = simulated_features(tickers=2, sessions=150)
+
+    for weights, message in (
+        ({"close": 2}, "unmonitored"),
+        (dict.fromkeys(params["features"], 0), ">= 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            detect_drift(features, {}, {**params, "feature_weights": weights}, RUN_CONTEXT)
+
+
 def test_a_ticker_drifts_when_its_combined_p_value_is_below_alpha_and_names_its_drivers(params):
     features = simulated_features(tickers=20, seed=8, vol_factor=3.0, shocked=10)
 
     results = detect_drift(features, {}, params, RUN_CONTEXT)
 
     for _, rows in results.groupby("ticker"):
-        combined = _cauchy_combination(rows["p_value"].to_numpy()[None, :])[0]
+        weights = rows["feature"].map(params["feature_weights"]).fillna(1.0).to_numpy()
+        combined = _cauchy_combination(rows["p_value"].to_numpy()[None, :], weights)[0]
         drifted = combined < params["alpha"]
         assert np.allclose(rows["ticker_p_value"], combined)
         assert rows["ticker_drift"].eq(drifted).all()

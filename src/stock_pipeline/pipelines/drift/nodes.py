@@ -5,10 +5,10 @@ how many other tickers drifted. Two methods. `ks` is the seed's rule verbatim: a
 Kolmogorov-Smirnov test of the raw feature values, baseline window against current window, a
 feature drifts when p < alpha and a ticker when any feature does. `calibrated` (the default) makes
 each feature stationary (`drift.transforms`), measures the current window's mean absolute
-deviation from the baseline mean in units of the ticker's conditional scale (S, below), turns S
-into a p-value with a tail fitted to the ticker's own past values of S, and combines the features'
-p-values inside the ticker with the Cauchy combination test, which holds under any dependence
-between them.
+deviation from the baseline mean in units of the ticker's GARCH-like volatility forecast (S,
+below), turns S into a p-value with a tail fitted to the ticker's own past values of S, and
+combines the features' p-values inside the ticker with the weighted Cauchy combination test
+(`drift.feature_weights`), which holds under any dependence between them.
 
 All sessions of a replay are computed in one vectorized pass: every quantity at a row depends on
 that row and earlier rows of its ticker only, so a range of as_of dates reads each off its row.
@@ -131,18 +131,25 @@ def _rolling_baseline(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per row (the end of a current window): the baseline mean and the conditional scale before it.
 
-    The scale is an exponentially weighted mean (half-life `scale_halflife` sessions) of each
-    value's absolute deviation from the baseline mean of the sessions before it: like a GARCH
-    variance forecast it follows volatility clusters, so a calm cluster is not drift.
+    The scale is a GARCH(1,1)-like volatility forecast made at the window's start: the square root
+    of a blend of a short exponentially weighted mean (half-life `scale_halflife` sessions) of
+    squared deviations from the baseline mean and, with weight `scale_long_run_share`, their mean
+    over the baseline window (the long-run variance GARCH reverts to). It follows volatility
+    clusters, so a calm but volatile spell is not drift.
     """
     baseline_window, current_window = params["baseline_window"], params["current_window"]
     mean = _per_ticker(values, tickers, lambda g: g.rolling(baseline_window))
-    deviation = np.abs(values - _lag(mean, position, 1))
-    scale = _per_ticker(
-        deviation,
+    squared = (values - _lag(mean, position, 1)) ** 2
+    recent = _per_ticker(
+        squared,
         tickers,
         lambda g: g.ewm(halflife=params["scale_halflife"], min_periods=current_window),
     )
+    long_run = _per_ticker(
+        squared, tickers, lambda g: g.rolling(baseline_window, min_periods=current_window)
+    )
+    share = params["scale_long_run_share"]
+    scale = np.sqrt(share * long_run + (1 - share) * recent)
     return _lag(mean, position, current_window), _lag(scale, position, current_window)
 
 
@@ -305,39 +312,57 @@ def _ks_feature(
     )
 
 
-def _cauchy_combination(p_values: np.ndarray) -> np.ndarray:
-    """Per row, the Cauchy combination test of its p-values (NaN skipped; valid under dependence).
+def _cauchy_combination(p_values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row, the weighted Cauchy combination test of its p-values (NaN skipped; any dependence).
 
-    T = mean of tan((1/2 - p) pi) is standard Cauchy under the null whatever the dependence
-    between the p-values (Liu and Xie, 2020), so the combined p-value is its Cauchy tail.
+    T = sum of w tan((1/2 - p) pi) with weights w summing to 1 over the row's tested p-values is
+    standard Cauchy under the null whatever the dependence between the p-values (Liu and Xie,
+    2020), so the combined p-value is its Cauchy tail. For small p-values it acts like a weighted
+    Bonferroni: a feature of weight share w alone reaches alpha at a p-value of about w alpha.
     """
     capped = np.minimum(p_values, CAUCHY_P_CAP)
     with np.errstate(divide="ignore"):
         terms = 1 / np.tan(np.pi * capped)  # tan((1/2 - p) pi), exact for tiny p
     tested = ~np.isnan(terms)
-    count = tested.sum(axis=1)
-    mean = np.where(tested, terms, 0.0).sum(axis=1) / np.maximum(count, 1)
+    weight = np.where(tested, weights[None, :], 0.0)
+    total = weight.sum(axis=1)
+    mean = np.where(tested, terms * weight, 0.0).sum(axis=1) / np.where(total > 0, total, 1.0)
     with np.errstate(divide="ignore"):
         combined = np.where(mean > 0, np.arctan(1 / mean) / np.pi, 0.5 - np.arctan(mean) / np.pi)
-    return np.where(count > 0, combined, np.nan)
+    return np.where(total > 0, combined, np.nan)
+
+
+def _feature_weights(features: list[str], params: dict[str, Any]) -> np.ndarray:
+    """Each monitored feature's weight in the combination (`drift.feature_weights`, default 1)."""
+    given = params.get("feature_weights") or {}
+    unknown = sorted(set(given) - set(features))
+    if unknown:
+        raise ValueError(
+            f"drift.feature_weights names unmonitored features {unknown}: monitor or drop them"
+        )
+    weights = np.array([float(given.get(feature, 1.0)) for feature in features])
+    if (weights < 0).any() or not weights.sum() > 0:
+        raise ValueError("drift.feature_weights must be >= 0 with at least one positive")
+    return weights
 
 
 def _ticker_decisions(
-    p_values: np.ndarray, features: list[str], method: str, alpha: float
+    p_values: np.ndarray, features: list[str], params: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per (as_of, ticker) row of feature p-values: ticker p-value, ticker and feature decisions, driver.
 
-    calibrated: the ticker drifts when its Cauchy-combined p-value is below alpha, and the
-    features that drove it are those whose own p-value is below alpha (the combined p-value can
-    only be below alpha when at least one is). ks: the seed's rule, any feature with p < alpha.
+    calibrated: the ticker drifts when its weighted Cauchy-combined p-value is below alpha, and
+    the features that drove it are those whose own p-value is below alpha (the combined p-value
+    can only be below alpha when at least one is). ks: the seed's rule, any feature with p < alpha.
     """
+    alpha = float(params["alpha"])
     tested = ~np.isnan(p_values).all(axis=1)
-    if method == "ks":
+    if params["method"] == "ks":
         ticker_p = np.where(
             tested, np.nanmin(np.where(tested[:, None], p_values, 1.0), axis=1), np.nan
         )
     else:
-        ticker_p = _cauchy_combination(p_values)
+        ticker_p = _cauchy_combination(p_values, _feature_weights(features, params))
     ticker_drift = ticker_p < alpha
     with np.errstate(invalid="ignore"):
         feature_drift = ticker_drift[:, None] & (p_values < alpha)
@@ -421,10 +446,7 @@ def detect_drift(
     p_values = np.column_stack(
         [frame["p_value"].to_numpy(dtype="float64") for frame in per_feature]
     )
-    alpha = float(params["alpha"])
-    ticker_p, ticker_drift, feature_drift, driver = _ticker_decisions(
-        p_values, names, method, alpha
-    )
+    ticker_p, ticker_drift, feature_drift, driver = _ticker_decisions(p_values, names, params)
     results = pd.concat(
         [
             frame.assign(
@@ -440,9 +462,9 @@ def detect_drift(
         ],
         ignore_index=True,
     )
-    results = results.assign(method=method, alpha=alpha, run_id=run_context["run_id"]).astype(
-        {"driver": "string"}
-    )
+    results = results.assign(
+        method=method, alpha=float(params["alpha"]), run_id=run_context["run_id"]
+    ).astype({"driver": "string"})
     return results.sort_values(["as_of", "ticker", "feature"], ignore_index=True)[
         list(DRIFT_RESULT_COLUMNS)
     ]
