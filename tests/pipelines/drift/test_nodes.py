@@ -152,15 +152,16 @@ def test_weighted_cauchy_combination_weighs_the_tangents_of_the_tested_p_values(
     assert alone == pytest.approx(0.05, abs=0.005)
 
 
-def test_feature_weights_must_name_monitored_features_and_not_all_be_zero(params):
+def test_feature_weights_must_not_all_be_zero_and_ignore_unmonitored_features(params, caplog):
     features = simulated_features(tickers=2, sessions=150)
 
-    for weights, message in (
-        ({"close": 2}, "unmonitored"),
-        (dict.fromkeys(params["features"], 0), ">= 0"),
-    ):
-        with pytest.raises(ValueError, match=message):
-            detect_drift(features, {}, {**params, "feature_weights": weights}, RUN_CONTEXT)
+    with pytest.raises(ValueError, match=">= 0"):
+        zero = dict.fromkeys(params["features"], 0)
+        detect_drift(features, {}, {**params, "feature_weights": zero}, RUN_CONTEXT)
+    weighted = detect_drift(features, {}, {**params, "feature_weights": {"close": 2}}, RUN_CONTEXT)
+    plain = detect_drift(features, {}, {**params, "feature_weights": {}}, RUN_CONTEXT)
+    pd.testing.assert_frame_equal(weighted, plain)
+    assert "unmonitored features ignored: ['close']" in caplog.text
 
 
 def test_a_ticker_drifts_when_its_combined_p_value_is_below_alpha_and_names_its_drivers(params):

@@ -14,6 +14,7 @@ All sessions of a replay are computed in one vectorized pass: every quantity at 
 that row and earlier rows of its ticker only, so a range of as_of dates reads each off its row.
 """
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ import pandas as pd
 from scipy.special import stdtr
 
 from stock_pipeline.contract import DRIFT_ALERT_COLUMNS, DRIFT_RESULT_COLUMNS
+
+logger = logging.getLogger(__name__)
 
 METHODS = ("calibrated", "ks")
 BASELINE_MODES = ("rolling", "frozen")
@@ -335,11 +338,9 @@ def _cauchy_combination(p_values: np.ndarray, weights: np.ndarray) -> np.ndarray
 def _feature_weights(features: list[str], params: dict[str, Any]) -> np.ndarray:
     """Each monitored feature's weight in the combination (`drift.feature_weights`, default 1)."""
     given = params.get("feature_weights") or {}
-    unknown = sorted(set(given) - set(features))
-    if unknown:
-        raise ValueError(
-            f"drift.feature_weights names unmonitored features {unknown}: monitor or drop them"
-        )
+    unmonitored = sorted(set(given) - set(features))
+    if unmonitored:  # e.g. --params=drift.features=[...] narrowed the list: not an error
+        logger.warning("drift.feature_weights for unmonitored features ignored: %s", unmonitored)
     weights = np.array([float(given.get(feature, 1.0)) for feature in features])
     if (weights < 0).any() or not weights.sum() > 0:
         raise ValueError("drift.feature_weights must be >= 0 with at least one positive")
