@@ -226,9 +226,11 @@ class DeltaVersionDataset(AbstractDataset[None, str | None]):
 def _to_arrow(data: pd.DataFrame) -> pa.Table:
     """The frame with its bucket column, dates at microseconds (Delta's timestamp resolution)."""
     frame = data.reset_index(drop=True)
+    codes, tickers = pd.factorize(frame["ticker"])  # one hash per ticker, not per row
+    buckets = np.array([ticker_bucket(ticker) for ticker in tickers], dtype="int64")
     frame = frame.assign(
         date=pd.to_datetime(frame["date"]).astype("datetime64[us]"),
-        **{BUCKET_COLUMN: frame["ticker"].map(ticker_bucket).astype("int64")},
+        **{BUCKET_COLUMN: buckets[codes]},
     )
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.set_column(0, "ticker", table.column("ticker").cast(pa.string()))
@@ -277,20 +279,17 @@ class _ReplaceWriter:
             full = Path(self.path) / name
             if _latest_date(full) < since.min():
                 continue  # every row is older than the first replaced date: the usual append
-            kept = pq.read_table(full)
-            keys = kept.select(["ticker", "date"]).to_pandas()
-            first = since.reindex(keys["ticker"]).to_numpy(dtype="datetime64[us]")
-            replaced = ~np.isnat(first) & (keys["date"].to_numpy(dtype="datetime64[us]") >= first)
-            if not replaced.any():
+            replaced = _replaced_rows(pq.read_table(full, columns=["ticker", "date"]), since)
+            if replaced is False:
                 continue
+            if replaced is not True:  # the other rows are kept: read the whole file once
+                self._add(bucket, pq.read_table(full).filter(pa.array(~replaced)))
             self.stored[bucket].remove(name)
             if name in self.adds:
                 del self.adds[name]
                 full.unlink()
             else:
                 self.removes.append(_remove(name, bucket))
-            if not replaced.all():
-                self._add(bucket, kept.filter(pa.array(~replaced)))
 
     def _add(self, bucket: int, rows: pa.Table) -> None:
         """Write rows of one bucket as a new Parquet file, staged for the commit."""
@@ -341,6 +340,25 @@ def _stored_files(table: DeltaTable) -> dict[int, list[str]]:
     for name, bucket in zip(actions["path"], actions[f"partition.{BUCKET_COLUMN}"], strict=True):
         files.setdefault(int(bucket), []).append(name)
     return files
+
+
+def _replaced_rows(keys: pa.Table, since: pd.Series) -> bool | np.ndarray:
+    """Which stored rows (their ticker and date) a save replacing each ticker of `since` from its
+    date on replaces: True (all, such as a rebuild's), False (none) or a mask of the rows. Decided
+    per ticker from its first and last stored date when that settles it (one pass in Arrow)."""
+    if not keys.num_rows:
+        return False
+    span = keys.group_by("ticker").aggregate([("date", "min"), ("date", "max")]).to_pandas()
+    first = since.reindex(span["ticker"]).to_numpy(dtype="datetime64[us]")
+    unset = np.isnat(first)
+    if (~unset & (span["date_min"].to_numpy(dtype="datetime64[us]") >= first)).all():
+        return True
+    if (unset | (span["date_max"].to_numpy(dtype="datetime64[us]") < first)).all():
+        return False
+    rows = keys.to_pandas()
+    first = since.reindex(rows["ticker"]).to_numpy(dtype="datetime64[us]")
+    mask = ~np.isnat(first) & (rows["date"].to_numpy(dtype="datetime64[us]") >= first)
+    return bool(mask[0]) if mask.all() or not mask.any() else mask
 
 
 def _latest_date(path: Path) -> pd.Timestamp:
