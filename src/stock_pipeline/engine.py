@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from functools import partial
@@ -32,11 +33,12 @@ def _local_pool(function: Callable[..., Any]) -> ProcessPoolExecutor:
     """One worker process per core, started on first use and kept for later stages and runs.
 
     Processes, not threads: the per-bucket pandas work holds the GIL. They fork from a fresh
-    forkserver that imported `function`'s module once (a fork of this process would inherit the
-    Delta Lake runtime, whose threads do not survive a fork)."""
+    forkserver that imported the main script (`kedro`) and `function`'s module once, so a worker
+    starts without importing anything (a fork of this process would inherit the Delta Lake
+    runtime, whose threads do not survive a fork)."""
     if not _pools:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([function.__module__])
+        context.set_forkserver_preload(["__main__", function.__module__])
         _pools.append(ProcessPoolExecutor(max_workers=_cores(), mp_context=context))
     return _pools[0]
 
@@ -114,15 +116,21 @@ class _Ahead:
         self._order = list(work)
         self._started: dict[str, Future] = {}
         self._next = 0
+        self._lock = threading.Lock()  # a table may fetch several buckets at once
+
+    def __deepcopy__(self, memo: dict) -> "_Ahead":
+        """Itself: a handle on work under way (a MemoryDataset copies what it is given)."""
+        return self
 
     def fetch(self, bucket: str) -> Any:
         """The bucket's result; starts the following buckets."""
-        last = self._order.index(bucket) + _cores()
-        while self._next < len(self._order) and self._next <= last:
-            name = self._order[self._next]
-            self._started[name] = _submit_local(self._function, self._work[name])
-            self._next += 1
-        future = self._started.pop(bucket, None)  # fetched again: computed again
+        with self._lock:
+            last = self._order.index(bucket) + _cores()
+            while self._next < len(self._order) and self._next <= last:
+                name = self._order[self._next]
+                self._started[name] = _submit_local(self._function, self._work[name])
+                self._next += 1
+            future = self._started.pop(bucket, None)  # fetched again: computed again
         return _local_result(future or _submit_local(self._function, self._work[bucket]))
 
 
