@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from functools import partial
+from multiprocessing import forkserver
 from typing import Any
 
 from stock_pipeline import trading_calendar
@@ -29,18 +30,25 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _local_pool(function: Callable[..., Any]) -> ProcessPoolExecutor:
+def _local_pool(modules: list[str]) -> ProcessPoolExecutor:
     """One worker process per core, started on first use and kept for later stages and runs.
 
     Processes, not threads: the per-bucket pandas work holds the GIL. They fork from a fresh
-    forkserver that imported the main script (`kedro`) and `function`'s module once, so a worker
-    starts without importing anything (a fork of this process would inherit the Delta Lake
-    runtime, whose threads do not survive a fork)."""
+    forkserver that imported the main script (`kedro`) and `modules` once, so a worker starts
+    without importing anything (a fork of this process would inherit the Delta Lake runtime,
+    whose threads do not survive a fork)."""
     if not _pools:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["__main__", function.__module__])
+        context.set_forkserver_preload(["__main__", *modules])
         _pools.append(ProcessPoolExecutor(max_workers=_cores(), mp_context=context))
     return _pools[0]
+
+
+def start_local_workers(modules: list[str]) -> None:
+    """Start the local workers' forkserver now, importing `modules` in the background, so that a
+    stage's first buckets do not wait for it (a run calls this before loading its inputs)."""
+    _local_pool(modules)
+    forkserver.ensure_running()
 
 
 def _sendable(function: Callable[..., Any], work: dict[str, tuple]) -> bool:
@@ -94,7 +102,7 @@ def _submit_local(
     """function(*arguments) started in a local worker process."""
     level = logging.getLogger(function.__module__).getEffectiveLevel()
     context = (trading_calendar.amendments_in_force(), os.getcwd(), level)
-    return _local_pool(function).submit(_run_in_worker, context, function, *arguments)
+    return _local_pool([function.__module__]).submit(_run_in_worker, context, function, *arguments)
 
 
 def _local_result(future: Future[tuple[Any, list[logging.LogRecord]]]) -> Any:
