@@ -2,8 +2,10 @@
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,17 +52,75 @@ def project_copy(target: Path) -> Path:
     return target
 
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of `root` and all its descendants, from /proc."""
+    parents, rss = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int((entry / "statm").read_text().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(rss.get(pid, 0) for pid in tree)
+
+
 def timed_child(command: list[str], cwd: Path | None = None) -> tuple[float, float]:
-    """Run a command to completion; its wall seconds and peak resident memory in GiB."""
+    """Run a command to completion; its wall seconds and the peak resident memory in GiB of its
+    process tree (worker processes included): the larger of the tree sampled every 50 ms and the
+    largest single process's exact peak."""
     env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
     started = time.perf_counter()
     wrapper = [sys.executable, str(Path(__file__).with_name("_peak.py")), *command]
-    result = subprocess.run(wrapper, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    child = subprocess.Popen(
+        wrapper, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    sampled = [0]
+
+    def sample() -> None:
+        while child.poll() is None:
+            sampled[0] = max(sampled[0], tree_rss(child.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, errors = child.communicate()
+    sampler.join()
     wall = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"{command} failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
-    peak_kib = int(result.stderr.strip().splitlines()[-1].split("=")[1])
-    return wall, peak_kib / 1024**2
+    if child.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{output[-2000:]}\n{errors[-4000:]}")
+    largest = int(errors.strip().splitlines()[-1].split("=")[1]) * 1024
+    return wall, max(sampled[0], largest) / 1024**3
+
+
+def median_runs(
+    commands: dict[str, tuple[list[str], Path | None]], repeat: int
+) -> list[tuple[str, float, float]]:
+    """Each command run `repeat` times, interleaved (a busy moment hits every method); per label
+    the median wall seconds and the highest peak GiB."""
+    runs: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
+    for _ in range(repeat):
+        for label, (command, cwd) in commands.items():
+            runs[label].append(timed_child(command, cwd=cwd))
+    return [
+        (
+            label,
+            statistics.median(wall for wall, _ in timings),
+            max(peak for _, peak in timings),
+        )
+        for label, timings in runs.items()
+    ]
 
 
 def print_table(title: str, rows: list[tuple[str, float, float]], goal: str) -> None:

@@ -1,8 +1,10 @@
 """Features at 2000 tickers x 2500 sessions: `kedro run --pipelines=features` against the seed and a floor.
 
-Run: `.venv/bin/python benchmarks/features.py [--tickers 2000 --sessions 2500]`. Each method runs in
-its own process so that its wall time and peak memory are its own. Same input, same indicators
-(the seed's set: daily_return, sma_20, sma_50, rsi_14, macd/signal/hist, volatility).
+Run: `.venv/bin/python benchmarks/features.py [--tickers 2000 --sessions 2500 --repeat 3]`. Each
+method runs in its own process tree so that its wall time and peak memory (worker processes
+included) are its own; the rounds are interleaved and the median wall time counts. Same input, same
+indicators (the seed's set: daily_return, sma_20, sma_50, rsi_14, macd/signal/hist, volatility).
+The Kedro run is a full rebuild over the table the previous round wrote, as a real rebuild is.
 """
 
 import argparse
@@ -17,7 +19,13 @@ import yaml
 from stock_pipeline.datasets import DeltaTableDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SEED_INDICATORS, print_table, project_copy, synthetic_prices, timed_child
+from _common import (
+    SEED_INDICATORS,
+    median_runs,
+    print_table,
+    project_copy,
+    synthetic_prices,
+)
 
 from stock_pipeline.pipelines.features.indicators import build_indicators
 
@@ -99,11 +107,11 @@ def kedro_project(project: Path, prices: pd.DataFrame) -> list[str]:
 
 
 def main() -> None:
-    """Generate the input once, time the three methods in turn, print the best of each."""
+    """Generate the input once, time the three methods in turn, print the median of each."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tickers", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=2500)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; the best wall time counts")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median wall time counts")
     parser.add_argument("--method", choices=["seed", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--paths", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -130,17 +138,10 @@ def main() -> None:
             ),
         }
         del prices
-        runs: dict[str, list[tuple[float, float]]] = {label: [] for label in commands}
-        for _ in range(args.repeat):  # interleaved, so that a busy moment hits every method
-            for label, (command, cwd) in commands.items():
-                runs[label].append(timed_child(command, cwd=cwd))
-    rows = [
-        (label, min(wall for wall, _ in timings), max(peak for _, peak in timings))
-        for label, timings in runs.items()
-    ]
+        rows = median_runs(commands, args.repeat)
     kedro_wall, floor_wall, seed_wall = (row[1] for row in rows)
     print_table(
-        f"features benchmark (best of {args.repeat} rounds)",
+        f"features benchmark (median of {args.repeat} rounds)",
         rows,
         f"kedro / floor = {kedro_wall / floor_wall:.2f}x (goal <= 1.5x); "
         f"seed / kedro = {seed_wall / kedro_wall:.2f}x (goal >= 2x); peak goal < 3 GiB",

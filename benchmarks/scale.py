@@ -29,33 +29,11 @@ import yaml
 from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import project_copy
+from _common import project_copy, tree_rss
 
 from stock_pipeline.trading_calendar import nse_sessions
 
 STAGES = "--pipelines=ingestion,cleaning,features"
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _tree_rss(root: int) -> int:
-    """Resident bytes of `root` and all its descendants, from /proc."""
-    parents, rss = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            parents[int(entry.name)] = int(fields[1])
-            rss[int(entry.name)] = int((entry / "statm").read_text().split()[1]) * PAGE
-        except (OSError, IndexError, ValueError):
-            continue
-    tree, frontier = {root}, [root]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        tree.update(children)
-        frontier.extend(children)
-    return sum(rss.get(pid, 0) for pid in tree)
 
 
 def timed_tree(command: list[str], cwd: Path, also: tuple[int, ...] = ()) -> tuple[float, float]:
@@ -70,7 +48,7 @@ def timed_tree(command: list[str], cwd: Path, also: tuple[int, ...] = ()) -> tup
 
     def sample() -> None:
         while child.poll() is None:
-            peak[0] = max(peak[0], sum(_tree_rss(pid) for pid in (child.pid, *also)))
+            peak[0] = max(peak[0], sum(tree_rss(pid) for pid in (child.pid, *also)))
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)

@@ -26,6 +26,7 @@ from stock_pipeline.db import (
     resolve_db_url,
     upgrade_database,
 )
+from stock_pipeline.engine import start_local_workers
 from stock_pipeline.notify import Notifier, alert_for_saved, run_failed
 from stock_pipeline.pipelines.features.indicators import build_indicators
 from stock_pipeline.run_lock import DatabaseLock, FolderLock, Holder, RunLockedError
@@ -76,6 +77,18 @@ def _parameter(catalog: DataCatalog, section: str, key: str, default: Any) -> An
     """The parameter section.key, or default when the run has none."""
     name = f"params:{section}.{key}"
     return catalog.load(name) if name in catalog else default
+
+
+class EngineHooks:
+    """Start the local engine's worker processes before a run loads its inputs, when its nodes
+    use the engine (take `params:compute`): they start while the inputs load."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
+        """Start the workers, importing the modules of the nodes that will use them."""
+        users = [node for node in pipeline.nodes if "params:compute" in node.inputs]
+        if users and _parameter(catalog, "compute", "engine", "local") == "local":
+            start_local_workers(sorted({node.func.__module__ for node in users}))
 
 
 class RunContextHooks:

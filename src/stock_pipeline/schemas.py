@@ -7,83 +7,97 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from kedro.utils import load_obj
-from pandera.typing import Series
 
-from stock_pipeline.contract import OHLC
+from stock_pipeline.contract import OHLC, PRICE_VALUES, SPECIAL_SESSION_FLAG
 
 
-class PricesSchema(pa.DataFrameModel):
-    """`prices`: one row per (ticker, date), OHLC relations hold, prices positive, volume >= 0."""
+def _ohlc_consistent(frame: pd.DataFrame) -> pd.Series:
+    """High is the bar's maximum and low its minimum."""
+    open_, high, low, close = (frame[name].to_numpy() for name in OHLC)
+    body_top, body_bottom = np.maximum(open_, close), np.minimum(open_, close)
+    return pd.Series((high >= body_top) & (high >= low) & (low <= body_bottom), index=frame.index)
 
-    ticker: Series[str] = pa.Field(nullable=False)
-    date: Series[pd.Timestamp] = pa.Field(nullable=False)
-    open: Series[float] = pa.Field(gt=0)
-    high: Series[float] = pa.Field(gt=0)
-    low: Series[float] = pa.Field(gt=0)
-    close: Series[float] = pa.Field(gt=0)
-    adj_close: Series[float] = pa.Field(gt=0)
-    volume: Series[float] = pa.Field(ge=0)
 
-    class Config:
-        strict = False
-        coerce = True
-        unique = ["ticker", "date"]  # noqa: RUF012
+def _ordered_by_ticker_then_date(frame: pd.DataFrame) -> pd.Series:
+    """Each row comes after the previous one: a later ticker, or the same ticker and a later date."""
+    tickers, dates = frame["ticker"].array, frame["date"].to_numpy()
+    same_ticker = np.asarray(tickers[1:] == tickers[:-1], dtype=bool)
+    later_ticker = np.asarray(tickers[1:] > tickers[:-1], dtype=bool)
+    in_order = later_ticker | (same_ticker & (dates[1:] > dates[:-1]))
+    return pd.Series(np.r_[True, in_order], index=frame.index)
 
-    @classmethod
-    def validate(cls, check_obj: pd.DataFrame, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        """Validate in place: a copy of a multi-million-row frame costs more than every check."""
-        return super().validate(check_obj, *args, **{"inplace": True, **kwargs})
 
-    @pa.dataframe_check(
-        name="ohlc_consistency", error="high >= max(open, close, low) and low <= min(open, close)"
+OHLC_CONSISTENCY = pa.Check(
+    _ohlc_consistent,
+    name="ohlc_consistency",
+    error="high >= max(open, close, low) and low <= min(open, close)",
+)
+
+# Schema objects rather than DataFrameModel classes: building a model's schema imports dask (for
+# pandera's dask types) when it is installed, over a second of every run's start-up. The names
+# stay the catalog's `validator:` paths.
+
+PRICE_COLUMNS = {
+    "ticker": pa.Column(str, nullable=False),
+    "date": pa.Column(pd.Timestamp, nullable=False),
+    **{name: pa.Column(float, pa.Check.gt(0)) for name in PRICE_VALUES},
+    "volume": pa.Column(float, pa.Check.ge(0)),
+}
+
+
+def _prices_schema(
+    name: str,
+    columns: dict[str, pa.Column],
+    checks: tuple[pa.Check, ...] = (),
+    unique: list[str] | None = ["ticker", "date"],  # noqa: B006  (read only)
+) -> pa.DataFrameSchema:
+    """The prices' columns and OHLC check, plus a layer's own; values coerced, more columns allowed."""
+    return pa.DataFrameSchema(
+        {**PRICE_COLUMNS, **columns},
+        checks=[OHLC_CONSISTENCY, *checks],
+        strict=False,
+        coerce=True,
+        unique=unique,
+        name=name,
     )
-    @classmethod
-    def ohlc_consistent(cls, frame: pd.DataFrame) -> pd.Series:
-        """High is the bar's maximum and low its minimum."""
-        open_, high, low, close = (frame[name].to_numpy() for name in OHLC)
-        body_top, body_bottom = np.maximum(open_, close), np.minimum(open_, close)
-        return pd.Series(
-            (high >= body_top) & (high >= low) & (low <= body_bottom), index=frame.index
-        )
 
 
-class CleanPricesSchema(PricesSchema):
-    """`clean_prices` (silver): prices plus the flags cleaning sets."""
+_OPTIONAL = {"nullable": True, "required": False}
 
-    is_filled: Series[bool]
-    is_outlier: Series[bool]
-    is_special_session: Series[bool]  # a calendar.yml special session (Muhurat, Budget day...)
+# `prices`: one row per (ticker, date), OHLC relations hold, prices positive, volume >= 0.
+PricesSchema = _prices_schema("PricesSchema", {})
 
+# `clean_prices` (silver): prices plus the flags cleaning sets (is_special_session: a calendar.yml
+# special session such as Muhurat or Budget day).
+CleanPricesSchema = _prices_schema(
+    "CleanPricesSchema",
+    {flag: pa.Column(bool) for flag in ("is_filled", "is_outlier", SPECIAL_SESSION_FLAG)},
+)
 
-class FeaturesSchema(PricesSchema):
-    """`features` (gold): prices plus indicators; RSI within 0..100."""
-
-    daily_return: Series[float] = pa.Field(nullable=True)
-    sma_20: Series[float] = pa.Field(nullable=True, required=False)
-    sma_50: Series[float] = pa.Field(nullable=True, required=False)
-    rsi_14: Series[float] = pa.Field(ge=0, le=100, nullable=True, required=False)
-    macd: Series[float] = pa.Field(nullable=True, required=False)
-    macd_signal: Series[float] = pa.Field(nullable=True, required=False)
-    macd_hist: Series[float] = pa.Field(nullable=True, required=False)
-    volatility: Series[float] = pa.Field(ge=0, nullable=True, required=False)
-    # compute_features always sets it; frames written before the calendar amendments lack it
-    is_special_session: Series[bool] = pa.Field(required=False)
-
-    class Config:
-        unique = None  # implied by the stricter, linear-time ordering check below
-
-    @pa.dataframe_check(
-        name="ordered_by_ticker_then_date",
-        error="rows sorted by ticker then date, one row per (ticker, date)",
-    )
-    @classmethod
-    def ordered_by_ticker_then_date(cls, frame: pd.DataFrame) -> pd.Series:
-        """Each row comes after the previous one: a later ticker, or the same ticker and a later date."""
-        tickers, dates = frame["ticker"].array, frame["date"].to_numpy()
-        same_ticker = np.asarray(tickers[1:] == tickers[:-1], dtype=bool)
-        later_ticker = np.asarray(tickers[1:] > tickers[:-1], dtype=bool)
-        in_order = later_ticker | (same_ticker & (dates[1:] > dates[:-1]))
-        return pd.Series(np.r_[True, in_order], index=frame.index)
+# `features` (gold): prices plus indicators; RSI within 0..100; rows ordered by ticker then date,
+# which implies one row per (ticker, date) in linear time (so no separate uniqueness check).
+FeaturesSchema = _prices_schema(
+    "FeaturesSchema",
+    {
+        "daily_return": pa.Column(float, nullable=True),
+        **{
+            name: pa.Column(float, **_OPTIONAL)
+            for name in ("sma_20", "sma_50", "macd", "macd_signal", "macd_hist")
+        },
+        "rsi_14": pa.Column(float, [pa.Check.ge(0), pa.Check.le(100)], **_OPTIONAL),
+        "volatility": pa.Column(float, pa.Check.ge(0), **_OPTIONAL),
+        # compute_features always sets it; frames written before the calendar amendments lack it
+        SPECIAL_SESSION_FLAG: pa.Column(bool, required=False),
+    },
+    checks=(
+        pa.Check(
+            _ordered_by_ticker_then_date,
+            name="ordered_by_ticker_then_date",
+            error="rows sorted by ticker then date, one row per (ticker, date)",
+        ),
+    ),
+    unique=None,
+)
 
 
 class ChunkValidator:
@@ -101,7 +115,8 @@ class ChunkValidator:
 
     def _checked(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The frame validated; an empty chunk (a bucket with nothing new) has nothing to check."""
-        return frame if frame.empty else self._schema.validate(frame)
+        # in place: a copy of a multi-million-row frame costs more than every check
+        return frame if frame.empty else self._schema.validate(frame, inplace=True)
 
     def _validated(self, load: Callable[[], pd.DataFrame]) -> Callable[[], pd.DataFrame]:
         """A function returning `load()` after validation."""

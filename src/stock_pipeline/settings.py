@@ -6,6 +6,7 @@ from stock_pipeline import configuration
 from stock_pipeline.hooks import (
     CalendarHooks,
     DatabaseHooks,
+    EngineHooks,
     NotificationHooks,
     RunContextHooks,
     RunLockHooks,
@@ -19,6 +20,7 @@ HOOKS = (
     DatabaseHooks(),
     RunRecordHooks(),
     NotificationHooks(),
+    EngineHooks(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader

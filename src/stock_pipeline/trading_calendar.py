@@ -104,6 +104,21 @@ def configure(config: Mapping[str, Any] | None) -> None:
         _state = _State(amendments=amendments, warned_years=_state.warned_years)
 
 
+def adopt(amendments: Amendments) -> None:
+    """Use another process's amendments (a worker of the local engine), keeping the schedule built
+    so far when they are the ones in force."""
+    with _lock:
+        global _state  # noqa: PLW0603
+        if _state.amendments != amendments:
+            _state = _State(amendments=amendments, warned_years=_state.warned_years)
+
+
+def amendments_in_force() -> Amendments:
+    """The amendments this process uses (configured, or the project's calendar.yml)."""
+    with _lock:
+        return _amendments()
+
+
 def _amendments() -> Amendments:
     """The configured amendments; the project's calendar.yml when none were configured."""
     if _state.amendments is None:

@@ -2,9 +2,12 @@
 
 import json
 import logging
+import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -25,6 +28,8 @@ from stock_pipeline.contract import BUCKET_COLUMN, KEY, ticker_bucket
 logger = logging.getLogger(__name__)
 
 LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket", "last_per_ticker")
+# chunks written at once: Arrow conversion, Parquet writing and NumPy checks release the GIL
+WRITE_THREADS = min(4, os.cpu_count() or 1)
 
 
 class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
@@ -173,14 +178,25 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         """Replace each ticker's rows from its first date in `data` onward, in one commit.
 
         `data` is a frame, or chunks of it as {name: function returning a frame} (as a
-        PartitionedDataset saves lazily), written one at a time so memory holds one chunk."""
+        PartitionedDataset saves lazily), computed and written a few at a time (WRITE_THREADS) so
+        memory holds a few chunks."""
         path = str(self._filepath)
         Path(path).mkdir(parents=True, exist_ok=True)
         table = DeltaTable(path) if self._exists() else None
         writer = _ReplaceWriter(path, table)
-        chunks = data.values() if isinstance(data, dict) else [data]
-        for chunk in chunks:
-            writer.write(chunk() if callable(chunk) else chunk)
+        chunks = list(data.values()) if isinstance(data, dict) else [data]
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            pending = [
+                pool.submit(lambda chunk=chunk: writer.write(chunk() if callable(chunk) else chunk))
+                for chunk in chunks
+            ]
+            try:
+                for future in pending:
+                    future.result()
+            except BaseException:
+                for future in pending:
+                    future.cancel()  # nothing is committed: the staged files stay invisible
+                raise
         writer.commit()
         if table is not None or writer.rows:
             table = DeltaTable(path)
@@ -230,9 +246,11 @@ class DeltaVersionDataset(AbstractDataset[None, str | None]):
 def _to_arrow(data: pd.DataFrame) -> pa.Table:
     """The frame with its bucket column, dates at microseconds (Delta's timestamp resolution)."""
     frame = data.reset_index(drop=True)
+    codes, tickers = pd.factorize(frame["ticker"])  # one hash per ticker, not per row
+    buckets = np.array([ticker_bucket(ticker) for ticker in tickers], dtype="int64")
     frame = frame.assign(
         date=pd.to_datetime(frame["date"]).astype("datetime64[us]"),
-        **{BUCKET_COLUMN: frame["ticker"].map(ticker_bucket).astype("int64")},
+        **{BUCKET_COLUMN: buckets[codes]},
     )
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return table.set_column(0, "ticker", table.column("ticker").cast(pa.string()))
@@ -241,7 +259,8 @@ def _to_arrow(data: pd.DataFrame) -> pa.Table:
 class _ReplaceWriter:
     """Parquet files written with pyarrow, one per chunk and bucket, then committed in one Delta
     transaction with the removal (and rewrite without the replaced rows) of stored files that
-    hold rows being replaced. Nothing is visible until the commit."""
+    hold rows being replaced. Nothing is visible until the commit. Chunks may be written from
+    several threads: a bucket's files are replaced by one chunk at a time."""
 
     def __init__(self, path: str, table: DeltaTable | None):
         self.path = path
@@ -252,14 +271,22 @@ class _ReplaceWriter:
         self.removes: list[RemoveAction] = []
         self.tickers: set[str] = set()
         self.rows = 0
+        self._lock = threading.Lock()  # the staged actions and counts
+        self._buckets: dict[int, threading.Lock] = {}
+
+    def _bucket_lock(self, bucket: int) -> threading.Lock:
+        """The lock of one bucket's stored files."""
+        with self._lock:
+            return self._buckets.setdefault(bucket, threading.Lock())
 
     def write(self, frame: pd.DataFrame) -> None:
         """Stage one chunk: its rows as new files, the stored rows it replaces as rewrites."""
         if frame.empty:
             return
         rows = _to_arrow(frame)
-        if self.schema is None:
-            self.schema = pa.schema(rows.schema)
+        with self._lock:
+            if self.schema is None:
+                self.schema = pa.schema(rows.schema)
         if set(rows.schema.names) != set(self.schema.names):
             raise DatasetError(
                 f"{self.path}: the columns changed ({sorted(set(rows.schema.names) ^ set(self.schema.names))}); "
@@ -270,10 +297,12 @@ class _ReplaceWriter:
         for bucket in np.unique(buckets):
             part = rows.filter(pa.array(buckets == bucket)).drop_columns([BUCKET_COLUMN])
             since = part.select(["ticker", "date"]).to_pandas().groupby("ticker")["date"].min()
-            self._replace_stored(int(bucket), since)
-            self._add(int(bucket), part)
-        self.tickers.update(rows.column("ticker").unique().to_pylist())
-        self.rows += rows.num_rows
+            with self._bucket_lock(int(bucket)):
+                self._replace_stored(int(bucket), since)
+                self._add(int(bucket), part)
+        with self._lock:
+            self.tickers.update(rows.column("ticker").unique().to_pylist())
+            self.rows += rows.num_rows
 
     def _replace_stored(self, bucket: int, since: pd.Series) -> None:
         """Rewrite the bucket's files that hold rows of `since`'s tickers from their dates on."""
@@ -281,20 +310,18 @@ class _ReplaceWriter:
             full = Path(self.path) / name
             if _latest_date(full) < since.min():
                 continue  # every row is older than the first replaced date: the usual append
-            kept = pq.read_table(full)
-            keys = kept.select(["ticker", "date"]).to_pandas()
-            first = since.reindex(keys["ticker"]).to_numpy(dtype="datetime64[us]")
-            replaced = ~np.isnat(first) & (keys["date"].to_numpy(dtype="datetime64[us]") >= first)
-            if not replaced.any():
+            replaced = _replaced_rows(pq.read_table(full, columns=["ticker", "date"]), since)
+            if replaced is False:
                 continue
-            self.stored[bucket].remove(name)
-            if name in self.adds:
-                del self.adds[name]
+            if replaced is not True:  # the other rows are kept: read the whole file once
+                self._add(bucket, pq.read_table(full).filter(pa.array(~replaced)))
+            with self._lock:
+                self.stored[bucket].remove(name)
+                staged = self.adds.pop(name, None)
+                if staged is None:
+                    self.removes.append(_remove(name, bucket))
+            if staged is not None:
                 full.unlink()
-            else:
-                self.removes.append(_remove(name, bucket))
-            if not replaced.all():
-                self._add(bucket, kept.filter(pa.array(~replaced)))
 
     def _add(self, bucket: int, rows: pa.Table) -> None:
         """Write rows of one bucket as a new Parquet file, staged for the commit."""
@@ -302,7 +329,7 @@ class _ReplaceWriter:
         full = Path(self.path) / name
         full.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(rows, full, use_dictionary=["ticker", "date"])
-        self.adds[name] = AddAction(
+        action = AddAction(
             path=name,
             size=full.stat().st_size,
             partition_values={BUCKET_COLUMN: str(bucket)},
@@ -310,7 +337,9 @@ class _ReplaceWriter:
             data_change=True,
             stats=json.dumps({"numRecords": rows.num_rows}),
         )
-        self.stored.setdefault(bucket, []).append(name)
+        with self._lock:
+            self.adds[name] = action
+            self.stored.setdefault(bucket, []).append(name)
 
     def commit(self) -> None:
         """One transaction: the new files and the removed ones (nothing when nothing changed)."""
@@ -345,6 +374,25 @@ def _stored_files(table: DeltaTable) -> dict[int, list[str]]:
     for name, bucket in zip(actions["path"], actions[f"partition.{BUCKET_COLUMN}"], strict=True):
         files.setdefault(int(bucket), []).append(name)
     return files
+
+
+def _replaced_rows(keys: pa.Table, since: pd.Series) -> bool | np.ndarray:
+    """Which stored rows (their ticker and date) a save replacing each ticker of `since` from its
+    date on replaces: True (all, such as a rebuild's), False (none) or a mask of the rows. Decided
+    per ticker from its first and last stored date when that settles it (one pass in Arrow)."""
+    if not keys.num_rows:
+        return False
+    span = keys.group_by("ticker").aggregate([("date", "min"), ("date", "max")]).to_pandas()
+    first = since.reindex(span["ticker"]).to_numpy(dtype="datetime64[us]")
+    unset = np.isnat(first)
+    if (~unset & (span["date_min"].to_numpy(dtype="datetime64[us]") >= first)).all():
+        return True
+    if (unset | (span["date_max"].to_numpy(dtype="datetime64[us]") < first)).all():
+        return False
+    rows = keys.to_pandas()
+    first = since.reindex(rows["ticker"]).to_numpy(dtype="datetime64[us]")
+    mask = ~np.isnat(first) & (rows["date"].to_numpy(dtype="datetime64[us]") >= first)
+    return bool(mask[0]) if mask.all() or not mask.any() else mask
 
 
 def _latest_date(path: Path) -> pd.Timestamp:

@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -22,9 +23,11 @@ from stock_pipeline.datasets.bronze import BronzeFiles, rows_after
 from stock_pipeline.engine import map_buckets
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
+    clean_summaries,
     completeness_by_ticker,
     failed_ticker,
     freshness_section,
+    rule_counts,
     summarize,
     ticker_report,
     unchanged_ticker,
@@ -311,27 +314,36 @@ def report_quality(
     ingestion = ingestion_report.get("tickers", {})
     raw_rows = raw["ticker"].value_counts()
     completeness = completeness_by_ticker(raw)
-    clean_by_ticker = dict(tuple(clean.groupby("ticker", sort=False)))
-    rejected_by_ticker = dict(tuple(rejected_rows.groupby("ticker", sort=False)))
+    summaries = clean_summaries(clean)
+    by_rule = rule_counts(rejected_rows)
     unchanged = plan.loc[plan["mode"] == "unchanged"].set_index("ticker")["last_stored"]
+    # many tickers end on the same day: each distinct last day's freshness is worked out once
+    fresh = cache(
+        partial(
+            freshness_section,
+            end_date=end_date,
+            now=now,
+            threshold=params["freshness_threshold_hours"],
+        )
+    )
     tickers: dict[str, Any] = {}
     for ticker in ingestion or sorted(raw_rows.index):
         fetch = ingestion.get(ticker, {})
         if ticker in unchanged.index:
-            last = unchanged[ticker].normalize()
-            freshness = freshness_section(last, end_date, now, params["freshness_threshold_hours"])
-            tickers[ticker] = unchanged_ticker(freshness)
+            tickers[ticker] = unchanged_ticker(dict(fresh(unchanged[ticker].normalize())))
             continue
         if ticker in unreadable or ticker not in raw_rows:
             reason = unreadable.get(ticker) or fetch.get("reason") or "no bronze data"
             tickers[ticker] = failed_ticker(reason)
             continue
-        ticker_clean = clean_by_ticker.get(ticker, clean.iloc[:0])
-        last = ticker_clean["date"].max().normalize() if len(ticker_clean) else None
-        freshness = freshness_section(last, end_date, now, params["freshness_threshold_hours"])
-        rejected = rejected_by_ticker.get(ticker, rejected_rows.iloc[:0])
+        summary = summaries.get(ticker)
+        last = summary["end"].normalize() if summary else None
         tickers[ticker] = ticker_report(
-            int(raw_rows[ticker]), completeness[ticker], ticker_clean, rejected, freshness
+            int(raw_rows[ticker]),
+            completeness[ticker],
+            summary,
+            by_rule.get(ticker, {}),
+            dict(fresh(last)),
         )
         tickers[ticker]["ingestion"] = {
             "status": fetch.get("status"),

@@ -13,13 +13,44 @@ def completeness_by_ticker(raw: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per ticker, empty cells per number column of the bronze rows, as counts and percentages."""
     empty = pd.DataFrame({column: raw[column].str.strip().eq("") for column in BAR_VALUES})
     grouped = empty.groupby(raw["ticker"].to_numpy(), sort=False)
-    counts, shares = grouped.sum().astype(int), (100 * grouped.mean()).round(3)
+    counts = grouped.sum().astype(int).to_dict(orient="index")
+    shares = (100 * grouped.mean()).round(3).to_dict(orient="index")
     return {
-        ticker: {
-            "null_counts": counts.loc[ticker].to_dict(),
-            "null_percentages": shares.loc[ticker].to_dict(),
-        }
-        for ticker in counts.index
+        ticker: {"null_counts": counts[ticker], "null_percentages": shares[ticker]}
+        for ticker in counts
+    }
+
+
+def clean_summaries(clean: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per ticker of the clean rows: row, filled, ghost-bar and suspected-split counts, the first
+    and last date, and the dates of the outliers (in the rows' order)."""
+    summaries = (
+        clean.groupby("ticker", sort=False)
+        .agg(
+            clean_rows=("date", "size"),
+            filled_rows=("is_filled", "sum"),
+            ghost_bars=("is_ghost_bar", "sum"),
+            suspected_splits=("is_suspected_split", "sum"),
+            start=("date", "min"),
+            end=("date", "max"),
+        )
+        .to_dict(orient="index")
+    )
+    outliers = clean.loc[clean["is_outlier"], ["ticker", "date"]]
+    for ticker, dates in zip(outliers["ticker"], outliers["date"], strict=True):
+        summaries[ticker].setdefault("outlier_dates", []).append(dates)
+    return summaries
+
+
+def rule_counts(quarantined: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per ticker, its quarantined rows per rule, the most frequent rule first."""
+    counts: dict[str, dict[str, int]] = {}
+    sizes = quarantined.groupby(["ticker", "rule"], sort=False).size()
+    for (ticker, rule), count in sizes.items():
+        counts.setdefault(ticker, {})[rule] = int(count)
+    return {
+        ticker: dict(sorted(rules.items(), key=lambda item: -item[1]))
+        for ticker, rules in counts.items()
     }
 
 
@@ -40,12 +71,15 @@ def freshness_section(
 def ticker_report(
     total: int,
     completeness: dict[str, Any],
-    clean: pd.DataFrame,
-    quarantined: pd.DataFrame,
+    clean: dict[str, Any] | None,
+    by_rule: dict[str, int],
     freshness: dict[str, Any],
 ) -> dict[str, Any]:
-    """One ticker's section of the report, from its bronze row count and empty cells."""
-    validity = len(clean) / total if total else 0.0
+    """One ticker's section of the report, from its bronze row count and empty cells, its
+    clean_summaries entry (None: no clean row) and its quarantined rows per rule."""
+    clean = clean or {"clean_rows": 0, "filled_rows": 0, "ghost_bars": 0, "suspected_splits": 0}
+    clean_rows = int(clean["clean_rows"])
+    validity = clean_rows / total if total else 0.0
     empty_share = (
         sum(completeness["null_counts"].values()) / (total * len(BAR_VALUES)) if total else 1.0
     )
@@ -54,35 +88,34 @@ def ticker_report(
         "completeness": 1 - empty_share,
         "freshness": 0.0 if freshness["stale"] else 1.0,
     }
-    by_rule = quarantined["rule"].value_counts()
-    outliers = clean.loc[clean["is_outlier"], "date"]
+    outliers = clean.get("outlier_dates", [])
     return {
         "total_rows": total,
-        "clean_rows": len(clean),
-        "quarantined_rows": len(quarantined),
-        "filled_rows": int(clean["is_filled"].sum()),
+        "clean_rows": clean_rows,
+        "quarantined_rows": sum(by_rule.values()),
+        "filled_rows": int(clean["filled_rows"]),
         "date_range": {
-            "start": clean["date"].min().date().isoformat() if len(clean) else None,
-            "end": clean["date"].max().date().isoformat() if len(clean) else None,
+            "start": clean["start"].date().isoformat() if clean_rows else None,
+            "end": clean["end"].date().isoformat() if clean_rows else None,
         },
         "completeness": completeness,
         "ohlc_validation": {
-            "violations": int(by_rule.get("ohlc_consistency", 0)),
+            "violations": by_rule.get("ohlc_consistency", 0),
             "passed": "ohlc_consistency" not in by_rule,
         },
         "outliers": {
             "count": len(outliers),
-            "dates": [day.date().isoformat() for day in outliers.head(50)],
-            "ghost_bars": int(clean["is_ghost_bar"].sum()),
-            "suspected_splits": int(clean["is_suspected_split"].sum()),
+            "dates": [day.date().isoformat() for day in outliers[:50]],
+            "ghost_bars": int(clean["ghost_bars"]),
+            "suspected_splits": int(clean["suspected_splits"]),
         },
-        "quarantine_by_rule": {rule: int(count) for rule, count in by_rule.items()},
+        "quarantine_by_rule": by_rule,
         "freshness": freshness,
         "quality_score": round(
             100 * sum(SCORE_WEIGHTS[key] * scores[key] for key in SCORE_WEIGHTS), 2
         ),
-        "status": TickerStatus.OK if len(clean) else TickerStatus.FAILED,
-        "reason": None if len(clean) else "no clean rows",
+        "status": TickerStatus.OK if clean_rows else TickerStatus.FAILED,
+        "reason": None if clean_rows else "no clean rows",
     }
 
 

@@ -7,11 +7,34 @@ within the session's hours.
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from stock_pipeline.contract import BAR_VALUES, OHLC, PRICE_VALUES
 from stock_pipeline.trading_calendar import is_session, within_session_hours
 
+# a decimal number both Arrow and pandas parse, to the same value
+PLAIN_NUMBER = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
 SPLIT_RATIOS = np.array([1 / 10, 1 / 5, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 3 / 2, 2, 3, 4, 5, 10])
+
+
+def _numbers(text: pd.Series) -> np.ndarray:
+    """Numbers of the text, surrounding whitespace ignored; NaN where it does not parse.
+
+    Arrow parses (the values pandas' `to_numeric` gives, many times faster); when some text is no
+    plain decimal number, `to_numeric` parses that text alone, so its verdict on it stands."""
+    stripped = pc.utf8_trim_whitespace(pa.array(text.astype(str).array))
+    try:
+        return pc.cast(pc.if_else(pc.equal(stripped, ""), None, stripped), pa.float64()).to_numpy(
+            zero_copy_only=False
+        )
+    except pa.ArrowInvalid:
+        plain = pc.fill_null(pc.match_substring_regex(stripped, PLAIN_NUMBER), False)
+        values = pc.cast(pc.if_else(plain, stripped, None), pa.float64())
+        numbers = np.array(values.to_numpy(zero_copy_only=False))
+        other = ~plain.to_numpy(zero_copy_only=False)
+        numbers[other] = pd.to_numeric(text[other].str.strip(), errors="coerce").to_numpy(float)
+        return numbers
 
 
 def parse_numbers(raw: pd.DataFrame) -> pd.DataFrame:
@@ -19,8 +42,8 @@ def parse_numbers(raw: pd.DataFrame) -> pd.DataFrame:
     parsed = pd.DataFrame({"ticker": raw["ticker"].astype(str)}, index=raw.index)
     parsed["date"] = pd.to_datetime(raw["date"], errors="coerce", format="ISO8601")
     for column in BAR_VALUES:
-        values = pd.to_numeric(raw[column].str.strip(), errors="coerce")
-        parsed[column] = values.where(np.isfinite(values))
+        values = _numbers(raw[column])
+        parsed[column] = np.where(np.isfinite(values), values, np.nan)
     return parsed
 
 
@@ -135,10 +158,26 @@ def outlier_mask(returns: pd.Series, tickers: pd.Series, settings: dict) -> pd.S
     if method == "mad":
         window = settings["mad_window"]
         past = grouped.shift(1)
-        by_ticker = past.groupby(tickers)
-        median = by_ticker.transform(lambda r: r.rolling(window, min_periods=20).median())
-        deviation = (past - median).abs().groupby(tickers)
-        mad = deviation.transform(lambda r: r.rolling(window, min_periods=20).median())
+        median = _rolling_median(past, tickers, window)
+        mad = _rolling_median((past - median).abs(), tickers, window)
         score = (returns - median).abs() / (1.4826 * mad)
         return score > settings["mad_threshold"]
     raise ValueError(f"cleaning.outliers.method must be iqr, zscore or mad, got {method!r}")
+
+
+def _rolling_median(values: pd.Series, tickers: pd.Series, window: int) -> pd.Series:
+    """Each ticker's rolling median over `window` rows (at least 20 values), aligned with `values`.
+
+    One rolling pass over all tickers, each preceded by `window` NaNs: every window then holds the
+    values of one ticker only (NaNs do not count), the same values a rolling window per ticker
+    holds, so the medians are the same, without a Python call per ticker."""
+    codes = pd.factorize(tickers)[0]
+    order = np.argsort(codes, kind="stable")
+    groups = np.cumsum(np.r_[True, codes[order][1:] != codes[order][:-1]])
+    positions = np.arange(len(order)) + window * groups
+    padded = np.full(len(order) + window * (groups[-1] if len(order) else 0), np.nan)
+    padded[positions] = values.to_numpy(dtype=float)[order]
+    medians = pd.Series(padded).rolling(window, min_periods=20).median().to_numpy()
+    aligned = np.empty(len(order))
+    aligned[order] = medians[positions]
+    return pd.Series(aligned, index=values.index)

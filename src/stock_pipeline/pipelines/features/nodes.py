@@ -141,7 +141,8 @@ def update_features(
     compute: dict[str, Any],
 ) -> dict[str, Callable[[], pd.DataFrame]]:
     """The feature rows that change, one function per ticker bucket for the table to save (on the
-    local engine computed as it saves them, so memory holds one bucket). Indicators start from each
+    local engine computed by worker processes a few buckets ahead of the one being saved, so
+    memory holds a few buckets). Indicators start from each
     ticker's first bar, so recursive ones (RSI, MACD, ATR, ADX, OBV) equal a full rebuild's; every
     row when `rebuild`."""
     build_indicators(params["indicators"])  # a bad spec fails the run before any bucket is read
