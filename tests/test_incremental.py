@@ -107,3 +107,23 @@ def test_incremental_runs_equal_rebuilds_after_a_corporate_action(
     again = run_until(project, "2021-03-31")  # nothing new: no row written, the version stays
     assert again["versions"]["features"] == third["versions"]["features"]
     assert bronze_files(project) == stored
+
+
+def test_a_refresh_killed_before_cleaning_is_cleaned_whole_by_the_next_run(
+    project_root: Path, tmp_path: Path
+):
+    project = project_with_csv(project_root, tmp_path / "incremental", split=False)
+    run_until(project, "2020-06-30")
+    split_history(project / "csv")
+    params = f"ingestion.end_date=2020-12-31,ingestion.csv_dir={project / 'csv'}"
+    # the killed run: ingestion rewrote the split ticker's bronze, cleaning never ran
+    kedro(project, "run", "--pipelines=ingestion", "--env=sample", f"--params={params}")
+    marks = project / BRONZE / ".rewritten"
+    assert [path.name for path in marks.iterdir()] == [SPLIT_TICKER]
+    run_until(project, "2020-12-31")
+    report = json.loads((project / "data/08_reporting/ingestion/ingestion_report.json").read_text())
+    assert report["tickers"][SPLIT_TICKER]["status"] == "unchanged"  # nothing new to fetch
+    assert not list(marks.iterdir())
+    rebuilt = project_with_csv(project_root, tmp_path / "rebuilt", split=True)
+    run_until(rebuilt, "2020-12-31")
+    assert_layers_equal(project, rebuilt)

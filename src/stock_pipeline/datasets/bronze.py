@@ -26,6 +26,7 @@ FIRST_BLOCK = 1 << 12  # the first read: a daily run needs only a few lines of e
 ISO_DATE = re.compile(rb"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d+)?)?")
 BLANK = (b"", b"\r")  # lines pandas skips
 SPECIAL = re.compile(r'[,"\r\n]')  # characters after which a CSV value must be quoted
+REWRITTEN = ".rewritten"  # subfolder: an empty file per ticker rewritten and not yet cleaned whole
 
 
 class WholeFileNeeded(Exception):
@@ -235,7 +236,18 @@ class BronzeFile:
 
 
 class BronzeFiles(dict):
-    """The bronze files by ticker, as `BronzeDataset` loads them; `rows_after` reads many at once."""
+    """The bronze files by ticker, as `BronzeDataset` loads them; `rows_after` reads many at once.
+
+    `rewritten` names the tickers whose file was rewritten (refresh, backfill) and whose whole
+    history cleaning has not yet cleaned since: a run killed between the two leaves them marked."""
+
+    rewritten: frozenset[str] = frozenset()
+    marks: Path | None = None
+
+    def clear_rewritten(self, tickers: set[str]) -> None:
+        """Unmark `tickers`: their whole history is cleaned and stored."""
+        for ticker in self.rewritten & tickers:
+            (self.marks / ticker).unlink(missing_ok=True)
 
     def rows_after(
         self, after: dict[str, Any], before: int | None, columns: tuple[str, ...]
@@ -357,23 +369,32 @@ class BronzeDataset(AbstractDataset[dict[str, Any], BronzeFiles]):
         if not folder.is_dir():
             return BronzeFiles()
         names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
-        return BronzeFiles(
+        files = BronzeFiles(
             {
                 name[: -len(self._suffix)]: BronzeFile(folder / name)
                 for name in names
                 if name.endswith(self._suffix)
             }
         )
+        files.marks = folder / REWRITTEN
+        if files.marks.is_dir():
+            files.rewritten = frozenset(entry.name for entry in os.scandir(files.marks))
+        return files
 
     def save(self, data: dict[str, pd.DataFrame | BronzeAppend | Callable[[], Any]]) -> None:
-        """Replace the files given a DataFrame, append to those given a BronzeAppend."""
+        """Replace the files given a DataFrame, append to those given a BronzeAppend. A replaced
+        file is marked (`BronzeFiles.rewritten`) before it is written, so that a run killed
+        before cleaning still has its whole history cleaned again by a later run."""
         Path(self._path).mkdir(parents=True, exist_ok=True)
+        marks = Path(self._path) / REWRITTEN
         for ticker, value in data.items():
             rows = value() if callable(value) else value
             path = self._file(ticker)
             if isinstance(rows, BronzeAppend):
                 self._append(path, rows.rows)
             else:
+                marks.mkdir(exist_ok=True)
+                (marks / ticker).touch()
                 _replace(path, rows)
 
     def _append(self, path: Path, rows: pd.DataFrame) -> None:

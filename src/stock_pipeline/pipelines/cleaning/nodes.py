@@ -86,16 +86,18 @@ def combine_raw_prices(
     stored_dates: pd.DataFrame,
     params: dict[str, Any],
     rebuild: bool,
+    rewritten: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, dict[str, str], pd.DataFrame]:
     """The bronze rows to clean in one text frame, the files that could not be read, and the plan.
 
-    A ticker whose silver rows are stored (and no corporate-action refresh, backfill or `rebuild`)
-    is cleaned from its new bronze rows plus the look-back; any other ticker from its whole history. The plan
+    A ticker whose silver rows are stored (and no corporate-action refresh, backfill, `rebuild`,
+    or bronze file `rewritten` by an earlier run not yet cleaned whole) is cleaned from its new
+    bronze rows plus the look-back; any other ticker from its whole history. The plan
     has per ticker its mode (`full`, `tail` or `unchanged`) and last stored silver date."""
     last_stored = stored_dates.groupby("ticker")["date"].max() if len(stored_dates) else pd.Series()
     since = {
         ticker: pd.NaT
-        if rebuild or entry.get("status") in WHOLE_HISTORY
+        if rebuild or entry.get("status") in WHOLE_HISTORY or ticker in rewritten
         else last_stored.get(ticker, pd.NaT)
         for ticker, entry in ingestion_report["tickers"].items()
         if ticker in raw_prices
@@ -362,6 +364,19 @@ def record_quarantine(rejected_rows: pd.DataFrame) -> pd.DataFrame:
     return rejected_rows.sort_values(["ticker", "raw_date"], kind="stable").reset_index(drop=True)
 
 
+def clear_rewritten_marks(raw_prices: BronzeFiles, quality_report: dict[str, Any]) -> None:
+    """Unmark the rewritten bronze files cleaned whole in this run. It runs after the cleaning
+    node's outputs (silver, primary, price_changes) are saved, so a run killed before leaves the
+    marks, and the next run cleans those tickers whole again."""
+    if isinstance(raw_prices, BronzeFiles):
+        cleaned = {
+            ticker
+            for ticker, section in quality_report["tickers"].items()
+            if section["status"] != TickerStatus.FAILED
+        }
+        raw_prices.clear_rewritten(cleaned)
+
+
 def select_changed_prices(
     cleaned: pd.DataFrame, plan: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -384,9 +399,12 @@ def _clean_bucket(
     params: dict[str, Any],
     rebuild: bool,
     run_context: dict[str, Any],
+    rewritten: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """One bucket's changed silver rows, first changed dates, rejected rows and report sections."""
-    raw, unreadable, plan = combine_raw_prices(raw_prices, report, last_stored, params, rebuild)
+    raw, unreadable, plan = combine_raw_prices(
+        raw_prices, report, last_stored, params, rebuild, rewritten
+    )
     cleaned, rejected_rows = validate_prices(raw, params, run_context)
     quality = report_quality(
         raw, cleaned, rejected_rows, unreadable, report, params, run_context, plan
@@ -408,6 +426,7 @@ def validate_bronze(
     bucket's bronze text: the silver and primary rows that change (per bucket), the first changed
     date per ticker, the rejected rows and the quality report on what this run cleaned."""
     last_stored = stored_dates.groupby("ticker", as_index=False)["date"].max()
+    rewritten = getattr(raw_prices, "rewritten", frozenset())
     buckets: dict[str, dict[str, Any]] = {}
     for ticker, entry in ingestion_report["tickers"].items():
         buckets.setdefault(str(ticker_bucket(ticker)), {})[ticker] = entry
@@ -419,6 +438,7 @@ def validate_bronze(
             params,
             rebuild,
             run_context,
+            rewritten & set(entries),
         )
         for bucket, entries in sorted(buckets.items())
     }

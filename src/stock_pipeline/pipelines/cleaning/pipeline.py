@@ -2,11 +2,16 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from stock_pipeline.pipelines.cleaning.nodes import record_quarantine, validate_bronze
+from stock_pipeline.pipelines.cleaning.nodes import (
+    clear_rewritten_marks,
+    record_quarantine,
+    validate_bronze,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Clean the new bronze rows bucket by bucket, write the changed rows, record the rejected."""
+    """Clean the new bronze rows bucket by bucket, write the changed rows, record the rejected,
+    then unmark the rewritten bronze files cleaned whole (once silver is saved)."""
     return Pipeline(
         [
             Node(
@@ -34,6 +39,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="rejected_rows",
                 outputs="quarantine",
                 name="record_quarantine_node",
+            ),
+            Node(
+                func=clear_rewritten_marks,
+                inputs=["raw_prices", "quality_report"],
+                outputs=None,
+                name="clear_rewritten_marks_node",
             ),
         ]
     )
