@@ -1,5 +1,5 @@
 """Bronze files: appends equal rewrites, reading the ends equals reading everything, a killed
-append loses nothing."""
+append loses nothing, a rewrite stays marked until cleaning clears it."""
 
 import logging
 from pathlib import Path
@@ -123,3 +123,16 @@ def test_a_killed_rewrite_leaves_the_old_file(tmp_path: Path, monkeypatch):
 
 def test_nothing_stored_loads_empty(tmp_path: Path):
     assert BronzeDataset(str(tmp_path / "absent")).load() == {}
+
+
+def test_a_rewrite_stays_marked_until_cleared(tmp_path: Path):
+    dataset = BronzeDataset(str(tmp_path))
+    dataset.save({"AAA.NS": bronze(DAYS[:10]), "BBB.NS": bronze(DAYS[:10])})
+    dataset.load().clear_rewritten({"AAA.NS", "BBB.NS"})
+    assert dataset.load().rewritten == frozenset()
+    dataset.save({"AAA.NS": BronzeAppend(bronze(DAYS[10:12])), "BBB.NS": bronze(DAYS[:12])})
+    files = dataset.load()
+    assert files.rewritten == {"BBB.NS"}  # appends are not marked
+    assert list(files) == ["AAA.NS", "BBB.NS"]  # the marks are no bronze file
+    files.clear_rewritten({"AAA.NS"})  # not cleaned whole: BBB.NS stays marked
+    assert dataset.load().rewritten == {"BBB.NS"}

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.json import JSONDataset
 
 from stock_pipeline.contract import PRICE_VALUES, QUARANTINE_COLUMNS, SILVER_COLUMNS
 from stock_pipeline.pipelines.cleaning import create_pipeline
@@ -229,7 +230,7 @@ def test_changed_prices_have_the_contract_columns():
     ]
 
 
-def test_pipeline_slice_reports_quality_per_ticker():
+def test_pipeline_slice_reports_quality_per_ticker(tmp_path):
     raw = bronze()
     raw.loc[3, "close"] = "oops"
     ingestion_report = {
@@ -251,7 +252,8 @@ def test_pipeline_slice_reports_quality_per_ticker():
             "ingestion_report": MemoryDataset(ingestion_report),
             "clean_prices": MemoryDataset(),
             "quarantine": MemoryDataset(),
-            "quality_report": MemoryDataset(),
+            # kept on disk: the runner releases a memory dataset once its last reader has run
+            "quality_report": JSONDataset(filepath=str(tmp_path / "quality_report.json")),
             "prices": MemoryDataset(),
         }
     )
