@@ -18,6 +18,7 @@ LAYERS = ("raw", "intermediate", "primary", "feature", "model_input", "models", 
 VERBS = {
     "build",
     "check",
+    "clear",
     "combine",
     "compare",
     "compute",
