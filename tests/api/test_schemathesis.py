@@ -23,7 +23,7 @@ from api.config import load_config
 from api.main import create_app
 
 KEY = "schemathesis-key-0123456789"
-EXAMPLES = 25
+EXAMPLES = 10
 SLOW_EXAMPLES = 300
 load_all_checks()
 ALL_CHECKS = [check for check in CHECKS.get_all() if not isinstance(check, type)]
