@@ -86,22 +86,31 @@ def timed_child(command: list[str], cwd: Path | None = None) -> tuple[float, flo
     child = subprocess.Popen(
         wrapper, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    sampled = [0]
+    output, errors, sampled = communicate_sampling(child, (), 0.05)
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{output[-2000:]}\n{errors[-4000:]}")
+    largest = int(errors.strip().splitlines()[-1].split("=")[1]) * 1024
+    return wall, max(sampled, largest) / 1024**3
+
+
+def communicate_sampling(
+    child: subprocess.Popen, also: tuple[int, ...], interval: float
+) -> tuple[str, str, int]:
+    """Wait for a child; its output, its errors and the peak resident bytes of its process tree
+    plus the trees of `also`, summed and sampled every `interval` seconds."""
+    peak = [0]
 
     def sample() -> None:
         while child.poll() is None:
-            sampled[0] = max(sampled[0], tree_rss(child.pid))
-            time.sleep(0.05)
+            peak[0] = max(peak[0], sum(tree_rss(pid) for pid in (child.pid, *also)))
+            time.sleep(interval)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     output, errors = child.communicate()
     sampler.join()
-    wall = time.perf_counter() - started
-    if child.returncode != 0:
-        raise RuntimeError(f"{command} failed:\n{output[-2000:]}\n{errors[-4000:]}")
-    largest = int(errors.strip().splitlines()[-1].split("=")[1]) * 1024
-    return wall, max(sampled[0], largest) / 1024**3
+    return output, errors, peak[0]
 
 
 def median_runs(

@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,7 @@ import yaml
 from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import project_copy, tree_rss
+from _common import communicate_sampling, project_copy
 
 from stock_pipeline.trading_calendar import nse_sessions
 
@@ -44,21 +43,11 @@ def timed_tree(command: list[str], cwd: Path, also: tuple[int, ...] = ()) -> tup
     child = subprocess.Popen(
         command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    peak = [0]
-
-    def sample() -> None:
-        while child.poll() is None:
-            peak[0] = max(peak[0], sum(tree_rss(pid) for pid in (child.pid, *also)))
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, errors = child.communicate()
-    sampler.join()
+    _, errors, peak = communicate_sampling(child, also, 0.2)
     wall = time.perf_counter() - started
     if child.returncode != 0:
         raise RuntimeError(f"{command} failed:\n{errors[-4000:]}")
-    return wall, peak[0] / 1024**3
+    return wall, peak / 1024**3
 
 
 def last_record(project: Path) -> dict:
