@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, BronzeAppend, TickerStatus
-from stock_pipeline.pipelines.ingestion.dispatch import ingest_tickers
+from stock_pipeline.pipelines.ingestion.dispatch import Loader, ingest_tickers
 from stock_pipeline.sources import PriceSource, SourceError, build_source
 from stock_pipeline.sources.base import bar_spacing
 from stock_pipeline.trading_calendar import (
@@ -29,7 +29,6 @@ from stock_pipeline.universe import resolve_universe
 
 logger = logging.getLogger(__name__)
 
-Loader = Callable[[], pd.DataFrame]
 COMPACT_ROWS = 500  # fetched bars beyond which bronze text is held as Arrow strings
 DAILY_INTERVALS = ("1d",)
 INTRADAY_INTERVALS = ("5m", "15m")
