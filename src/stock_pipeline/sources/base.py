@@ -20,6 +20,8 @@ class NoDataError(SourceError):
 class PriceSource(Protocol):
     """Fetches daily or intraday bars for one ticker."""
 
+    sends_requests: bool  # over the network, rate limited (threads wait); else pure CPU work
+
     def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:
         """Bars from start to end inclusive with BRONZE_COLUMNS, one row per bar, sorted by date."""
         ...

@@ -80,6 +80,8 @@ class CSVSource:
     (a folder of 5m files cannot answer for 15m bars).
     """
 
+    sends_requests = False
+
     def __init__(self, csv_dir: str | Path, interval: str = "1d"):
         self.csv_dir = Path(csv_dir)
         self.interval = interval

@@ -23,6 +23,8 @@ DAILY_VOLATILITY = 0.018
 class SyntheticSource:
     """Geometric random-walk bars with realistic highs, lows and volumes; daily interval only."""
 
+    sends_requests = False
+
     def __init__(self, seed: int = 42, interval: str = "1d"):
         if interval != "1d":
             raise SourceError(f"the synthetic source makes daily bars only, not {interval}")

@@ -153,6 +153,8 @@ def _to_bronze(history: pd.DataFrame, interval: str) -> pd.DataFrame:
 class YFinanceSource:
     """Bars for one ticker at a time from Yahoo Finance, retried while Yahoo is throttling or down."""
 
+    sends_requests = True
+
     def __init__(
         self,
         interval: str = "1d",

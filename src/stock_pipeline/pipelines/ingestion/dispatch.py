@@ -1,10 +1,14 @@
-"""Where ingestion's fetches run: threads of this process, or threads of every dask worker.
+"""Where ingestion's fetches run: threads of this process, the local worker processes, or threads
+of every dask worker.
 
-Either way every request to the source waits for one rate limit (`ingestion.rate_limit`): an
-in-process `LocalLimiter` with `compute.engine: local`, a `ClusterLimiter` kept on the scheduler
-with `compute.engine: dask`, where tickers go to the workers in chunks (tasks) and each task
-fetches its chunk with `ingestion.max_workers` threads. Outcomes come back to the caller, which
-writes the files, so both engines store the same bronze.
+Every request to Yahoo waits for one rate limit (`ingestion.rate_limit`): an in-process
+`LocalLimiter` with `compute.engine: local`, where Yahoo's tickers are fetched by
+`ingestion.max_workers` threads of this process (they mostly wait on the network), or a
+`ClusterLimiter` kept on the scheduler with `compute.engine: dask`, where tickers go to the workers
+in chunks (tasks) and each task fetches its chunk with `ingestion.max_workers` threads. A source
+that sends no request (csv, synthetic) is pure CPU work: on the local engine its chunks go to the
+worker processes, one ticker at a time each, on every core. Outcomes come back to the caller,
+which writes the files, so every engine stores the same bronze.
 """
 
 import logging
@@ -33,6 +37,7 @@ Ingest = Callable[
 ]  # (ticker, stored bars, source) -> outcome
 SourceFactory = Callable[[RateLimiter], PriceSource]
 CHUNK_ROUNDS = 4  # a task holds this many rounds of its threads' tickers: balance vs. overhead
+LOCAL_CHUNK = 50  # tickers per task on the local worker processes: balance vs. overhead
 
 
 def _failed(outcome: Any) -> bool:
@@ -65,11 +70,17 @@ def ingest_chunk(
     settings: RateSettings | None,
     max_workers: int,
 ) -> list[tuple[str, Any]]:
-    """A dask task: one chunk of tickers, each request under the cluster's one rate limit."""
-    from distributed import get_client  # noqa: PLC0415  (a worker has it)
+    """A task: one chunk of tickers, each request under the cluster's one rate limit (dask), or
+    one ticker after the other (a local worker process: `max_workers` 1, no request to limit)."""
+    limiter = NO_LIMIT
+    if settings:
+        from distributed import get_client  # noqa: PLC0415  (a dask worker has it)
 
-    limiter = ClusterLimiter(settings, get_client()) if settings else NO_LIMIT
-    return list(_fetch_all(ingest, tickers, loaders, make_source(limiter), max_workers))
+        limiter = ClusterLimiter(settings, get_client())
+    source = make_source(limiter)
+    if max_workers == 1:
+        return [(ticker, ingest(ticker, loaders.get(ticker), source)) for ticker in tickers]
+    return list(_fetch_all(ingest, tickers, loaders, source, max_workers))
 
 
 def ingest_tickers(
@@ -79,21 +90,26 @@ def ingest_tickers(
     make_source: SourceFactory,
     params: dict[str, Any],
     compute: dict[str, Any] | None,
+    sends_requests: bool = True,
 ) -> Iterator[tuple[str, Any]]:
     """(ticker, ingest(ticker, its stored loader, a source)) for every ticker, as each finishes.
 
-    Local: one source in this process. Dask: chunks of `4 x max_workers` tickers as tasks, each
-    building its own source on its worker (`make_source` and the loaders travel with the task).
+    Local, a source that `sends_requests`: one source in this process, its threads. Otherwise
+    chunks of tickers as tasks (dask: `4 x max_workers` tickers each), each building its own
+    source where it runs (`make_source` and the loaders travel with the task).
     """
     settings = RateSettings.from_params(params.get("rate_limit"))
     max_workers = params["max_workers"]
     compute = compute or {}
-    if compute.get("engine", "local") == "local":
+    local = compute.get("engine", "local") == "local"
+    if local and sends_requests:
         limiter = LocalLimiter(settings) if settings else NO_LIMIT
         yield from _fetch_all(ingest, tickers, loaders, make_source(limiter), max_workers)
         return
-    # dask (map_buckets refuses any other engine)
-    size = CHUNK_ROUNDS * max(1, max_workers)
+    if local:  # the worker processes, one ticker at a time each: no request to wait for
+        settings, max_workers, size = None, 1, LOCAL_CHUNK
+    else:  # dask (map_buckets refuses any other engine)
+        size = CHUNK_ROUNDS * max(1, max_workers)
     chunks = {
         f"{start // size:05d}": tickers[start : start + size]
         for start in range(0, len(tickers), size)
@@ -114,6 +130,10 @@ def ingest_tickers(
         done += len(outcomes)
         failures += sum(_failed(outcome) for _, outcome in outcomes)
         logger.info(
-            "ingesting on the cluster: %d/%d tickers, %d failed", done, len(tickers), failures
+            "ingesting on %s: %d/%d tickers, %d failed",
+            "the local workers" if local else "the cluster",
+            done,
+            len(tickers),
+            failures,
         )
         yield from outcomes

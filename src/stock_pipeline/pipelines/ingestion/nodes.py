@@ -182,9 +182,9 @@ def fetch_window(
 def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Bronze columns as text: ISO dates (with the time for intraday bars), numbers as written,
     empty string for missing."""
-    text = []
+    text, present = [], set(frame.columns)  # a set: asking the column index is slow
     for column in BRONZE_COLUMNS:
-        if column not in frame:
+        if column not in present:
             text.append(np.full(len(frame), "", dtype=object))
             continue
         values = frame[column]
@@ -425,6 +425,7 @@ def ingest_prices(
             partial(build_source, params),
             params,
             compute,
+            getattr(source, "sends_requests", True),
         )
     )
     changed = {ticker: o.data for ticker, o in outcomes.items() if o.data is not None}
