@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset
 
-from stock_pipeline.contract import BronzeAppend
+from stock_pipeline.contract import BRONZE_COLUMNS, BronzeAppend
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,9 @@ ISO_DATE = re.compile(rb"\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2}(\.\d+)?)?")
 BLANK = (b"", b"\r")  # lines pandas skips
 SPECIAL = re.compile(r'[,"\r\n]')  # characters after which a CSV value must be quoted
 REWRITTEN = ".rewritten"  # subfolder: an empty file per ticker rewritten and not yet cleaned whole
+# column labels of the few-row frames ingestion builds per ticker: object labels, because pandas
+# looks a column up by an Arrow string label twice as slowly
+BRONZE_INDEX = pd.Index(BRONZE_COLUMNS, dtype=object)
 
 
 class WholeFileNeeded(Exception):
@@ -34,8 +37,11 @@ class WholeFileNeeded(Exception):
 
 
 def parse_bronze(data: bytes) -> pd.DataFrame:
-    """CSV bytes as a frame of text: every value a string, empty where empty (nothing lost)."""
-    return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    """CSV bytes as a frame of text: every value a string, empty where empty (nothing lost);
+    object column labels, as the frames read from a file's ends have (see BRONZE_INDEX)."""
+    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+    frame.columns = frame.columns.astype(object)
+    return frame
 
 
 def rows_after(frame: pd.DataFrame, moment: Any, before: int | None) -> pd.DataFrame:
@@ -85,7 +91,7 @@ class BronzeFile:
         with self.path.open("rb") as file:
             data = b""
             while b"\n" not in data:
-                block = file.read(BLOCK)
+                block = file.read(FIRST_BLOCK if not data else BLOCK)
                 if not block:
                     break
                 data += block
@@ -224,7 +230,8 @@ class BronzeFile:
             return parse_bronze(header + b"\n" + b"".join(line + b"\n" for line in lines))
         if any(len(row) != len(names) for row in fields):
             return parse_bronze(header + b"\n" + b"".join(line + b"\n" for line in lines))
-        return pd.DataFrame(fields, columns=names, dtype=object)
+        labels = BRONZE_INDEX if names == list(BRONZE_COLUMNS) else pd.Index(names, dtype=object)
+        return pd.DataFrame(fields, columns=labels, dtype=object)
 
     def count_rows(self) -> int:
         """The complete rows, counted from line ends without parsing (blank lines count too)."""

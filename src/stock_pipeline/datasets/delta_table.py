@@ -32,6 +32,20 @@ LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket", "last_per_ticker
 WRITE_THREADS = min(4, os.cpu_count() or 1)
 
 
+def _last_rows(dataset: Any, selected: pc.Expression | None, columns: list[str] | None) -> pa.Table:
+    """Each ticker's latest row (its `columns`; all when None): the keys read first, then only the
+    rows from the earliest of those dates on, so a daily run does not read the whole history."""
+    keys = dataset.to_table(filter=selected, columns=list(KEY))
+    latest = keys.group_by("ticker").aggregate([("date", "max")]).rename_columns(list(KEY))
+    if columns == list(KEY) or not len(latest):
+        return latest
+    recent = pc.field("date") >= pc.min(latest["date"])
+    rows = dataset.to_table(
+        filter=recent if selected is None else selected & recent, columns=columns
+    )
+    return rows.join(latest, keys=list(KEY), join_type="inner")
+
+
 class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     """Rows keyed by (ticker, date) in a Delta table partitioned by `bucket` (contract.ticker_bucket).
 
@@ -144,10 +158,11 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         columns = self._load_args.get("columns")
         if columns is not None:
             columns = [*KEY, *(name for name in columns if name not in KEY)]
-        rows = table.to_pyarrow_dataset().to_table(filter=selected, columns=columns)
+        dataset = table.to_pyarrow_dataset()
         if self._load_args.get("last_per_ticker"):
-            latest = rows.select(list(KEY)).group_by("ticker").aggregate([("date", "max")])
-            rows = latest.rename_columns(list(KEY))
+            rows = _last_rows(dataset, selected, columns)
+        else:
+            rows = dataset.to_table(filter=selected, columns=columns)
         if BUCKET_COLUMN in rows.column_names:
             rows = rows.drop_columns([BUCKET_COLUMN])
         frame = rows.to_pandas()

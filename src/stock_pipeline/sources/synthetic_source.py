@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from stock_pipeline.datasets.bronze import BRONZE_INDEX
 from stock_pipeline.sources.base import NoDataError, SourceError
 from stock_pipeline.trading_calendar import nse_sessions
 
@@ -38,22 +39,24 @@ class SyntheticSource:
         close = level.uniform(50, 3000) * np.exp(
             np.cumsum(moves.normal(0.0003, DAILY_VOLATILITY, size))
         )
-        open_ = close * np.exp(gaps.normal(0, DAILY_VOLATILITY / 3, size))
-        wick = np.abs(wicks.normal(0, DAILY_VOLATILITY / 2, (size, 2)))
-        volume = volumes.integers(100_000, 5_000_000, size).astype("float64")
-        window = slice(first, size)
+        window = slice(first, size)  # every series drawn whole, then only the window computed
+        close = close[window]
+        open_ = close * np.exp(gaps.normal(0, DAILY_VOLATILITY / 3, size)[window])
+        wick = np.abs(wicks.normal(0, DAILY_VOLATILITY / 2, (size, 2)))[window]
+        volume = volumes.integers(100_000, 5_000_000, size).astype("float64")[window]
         return pd.DataFrame(
             {
                 "date": sessions[window],
-                "open": open_[window].round(2),
-                "high": (np.maximum(open_, close) * (1 + wick[:, 0]))[window].round(2),
-                "low": (np.minimum(open_, close) * (1 - wick[:, 1]))[window].round(2),
-                "close": close[window].round(2),
-                "adj_close": close[window].round(2),
-                "volume": volume[window],
+                "open": open_.round(2),
+                "high": (np.maximum(open_, close) * (1 + wick[:, 0])).round(2),
+                "low": (np.minimum(open_, close) * (1 - wick[:, 1])).round(2),
+                "close": close.round(2),
+                "adj_close": close.round(2),
+                "volume": volume,
                 "dividends": 0.0,
                 "stock_splits": 0.0,
-            }
+            },
+            columns=BRONZE_INDEX,
         )
 
     def fetch(self, ticker: str, start: date, end: date) -> pd.DataFrame:

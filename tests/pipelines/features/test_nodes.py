@@ -1,9 +1,12 @@
 """Indicators follow TA-Lib, stay inside their ticker, and drop the warm-up."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import talib
+import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -14,8 +17,9 @@ from stock_pipeline.pipelines.features.indicators import (
     IndicatorConfigError,
     build_indicators,
 )
-from stock_pipeline.pipelines.features.nodes import compute_features, update_features
+from stock_pipeline.pipelines.features.nodes import _recent_rows, compute_features, update_features
 
+CONFIGURED = Path(__file__).resolve().parents[3] / "conf/base/parameters_features.yml"
 PARAMS = {"price_column": "close", "drop_warmup": True, "indicators": CONTRACT_INDICATORS}
 CONTRACT = [*FEATURES_BASE_COLUMNS, *SESSION_FLAG_COLUMNS]
 
@@ -227,3 +231,42 @@ def test_only_the_rows_from_each_tickers_first_changed_date_are_updated():
         update_features(buckets, changes, stored, PARAMS, rebuild=True, compute=LOCAL)
     )
     pd.testing.assert_frame_equal(rebuilt, full)
+
+
+def test_a_daily_update_reads_only_the_memory_and_equals_a_rebuild():
+    """Long histories, every configured indicator (recursive and cumulative ones included): a run
+    adding sessions computes from the indicators' memory, anchors OBV on gold's last row, and
+    gives a rebuild's values; a change inside the stored history is computed from the first bar."""
+    configured = yaml.safe_load(CONFIGURED.read_text())["features"]
+    params = PARAMS | {"indicators": configured["indicators"]}
+    memory = max(indicator.memory for indicator in build_indicators(params["indicators"]))
+    history = pd.concat(
+        [prices(f"T{seed}.NS", sessions=3 * memory, seed=seed) for seed in range(4)],
+        ignore_index=True,
+    )
+    buckets = {"0": lambda: history}
+    full = compute_features(history, params)
+    days = np.sort(history["date"].unique())
+    indicators = build_indicators(params["indicators"])
+    for since, changed in ((days[-5], days[-5]), (days[-5], days[memory])):
+        gold = full[full["date"] < since]  # as the run before stored it
+        changes = pd.DataFrame({"ticker": ["T1.NS"], "since": [changed]})
+        updated = updated_rows(
+            update_features(buckets, changes, gold, params, rebuild=False, compute=LOCAL)
+        )
+        expected = full[
+            (full["date"] >= since) | ((full["ticker"] == "T1.NS") & (full["date"] >= changed))
+        ]
+        assert_equal_within_precision(updated, expected.reset_index(drop=True))
+    last_rows = gold.groupby("ticker").last()
+    daily = pd.Series(since, index=last_rows.index)
+    recent, anchors = _recent_rows(history, daily, last_rows, indicators)
+    assert len(recent) == 4 * (memory + 1 + 5)  # the memory, the anchor row, the new sessions
+    assert list(anchors.index) == sorted(last_rows.index)
+
+
+def assert_equal_within_precision(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """The same keys; every float column within 1e-9 relative, NaN where the other is NaN."""
+    pd.testing.assert_frame_equal(left[["ticker", "date"]], right[["ticker", "date"]])
+    for column in left.columns.drop(["ticker", "date"]):
+        np.testing.assert_allclose(left[column], right[column], rtol=1e-9, atol=0, err_msg=column)

@@ -18,11 +18,20 @@ class IndicatorConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Indicator:
-    """Output column names, rows needed before the first value, and the computation on one ticker."""
+    """Output column names, rows needed before the first value, and the computation on one ticker.
+
+    `memory`: the rows before a row that its value depends on, to float precision: the lookback
+    for a finite window; for recursive smoothing (EMA, Wilder's), enough rows for the start's
+    influence to fall below a double's precision; None when the whole history counts. A
+    `cumulative` indicator (OBV) is a running total from the first bar: computed from a later
+    start it differs by a constant, which one stored value recovers exactly.
+    """
 
     columns: tuple[str, ...]
     lookback: int
     compute: Callable[[Arrays], list[np.ndarray]]
+    memory: int | None = None
+    cumulative: bool = False
 
 
 # The indicators behind the feature columns every consumer may rely on (DESIGN.md): the seed's set.
@@ -53,6 +62,34 @@ TALIB_ALIASES: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "obv": ("OBV", lambda p: ["obv"]),
     "stoch": ("STOCH", lambda p: ["stoch_k", "stoch_d"]),
 }
+
+
+# How far back TA-Lib functions look (others count their whole history: exact, never shortened).
+FINITE_WINDOW = frozenset(
+    {"SMA", "WMA", "BBANDS", "STOCH", "STOCHF", "WILLR", "CCI", "MOM", "ROC", "ROCP", "ROCR"}
+    | {"MFI", "STDDEV", "VAR", "MAX", "MIN", "MIDPOINT", "MIDPRICE", "AROON", "AROONOSC"}
+)
+SMOOTHED = frozenset(
+    {"EMA", "MACD", "RSI", "ATR", "NATR", "ADX", "ADXR", "DX", "PLUS_DI", "MINUS_DI", "PLUS_DM"}
+    | {"MINUS_DM", "CMO", "DEMA", "TEMA", "TRIX", "PPO", "APO"}
+)
+CUMULATIVE = frozenset({"OBV"})  # running totals from the first bar
+# Smoothing by 1/n (Wilder's; an EMA's 2/(n+1) is faster) leaves (1 - 1/n)^k of the start's
+# influence after k rows: under 1e-22 after 50 periods, past a double's precision even for the
+# chained smoothings (ADX, TEMA), so a row's value no longer depends on where the series began.
+SMOOTHING_PERIODS = 50
+
+
+def _talib_memory(name: str, lookback: int, settings: dict[str, Any]) -> int | None:
+    """Rows before a row that a TA-Lib function's value depends on (Indicator.memory)."""
+    if any(key.endswith("matype") and value for key, value in settings.items()):
+        return None  # a moving average other than the simple one: not told apart here
+    if name in FINITE_WINDOW or name in CUMULATIVE:
+        return lookback
+    if name in SMOOTHED:
+        periods = [int(value) for key, value in settings.items() if key.endswith("period")]
+        return lookback + SMOOTHING_PERIODS * max(periods, default=1)
+    return None
 
 
 def _previous(values: np.ndarray) -> np.ndarray:
@@ -91,14 +128,17 @@ def _volatility(timeperiod: int, annualize: bool) -> Callable[[Arrays], list[np.
 def _numpy_indicator(name: str, params: dict[str, Any]) -> Indicator:
     """daily_return, log_return and volatility, which TA-Lib does not define as we need them."""
     if name == "daily_return":
-        return Indicator(("daily_return",), 1, _daily_return)
+        return Indicator(("daily_return",), 1, _daily_return, memory=1)
     if name == "log_return":
-        return Indicator(("log_return",), 1, _log_return)
+        return Indicator(("log_return",), 1, _log_return, memory=1)
     timeperiod = int(params.get("timeperiod", 20))
     if timeperiod < 2:
         raise IndicatorConfigError(f"volatility needs timeperiod >= 2, got {timeperiod}")
     return Indicator(
-        ("volatility",), timeperiod, _volatility(timeperiod, bool(params.get("annualize", False)))
+        ("volatility",),
+        timeperiod,
+        _volatility(timeperiod, bool(params.get("annualize", False))),
+        memory=timeperiod,
     )
 
 
@@ -142,14 +182,21 @@ def _talib_indicator(
         for names in function.input_names.values()
         for price in ([names] if isinstance(names, str) else names)
     ]
-    call = getattr(talib, function.info["name"])
+    talib_name = function.info["name"]
+    call = getattr(talib, talib_name)
     settings = dict(function.parameters)
 
     def compute(arrays: Arrays) -> list[np.ndarray]:
         result = call(*(arrays[price] for price in inputs), **settings)
         return list(result) if isinstance(result, tuple | list) else [result]
 
-    return Indicator(tuple(columns), function.lookback, compute)
+    return Indicator(
+        tuple(columns),
+        function.lookback,
+        compute,
+        memory=_talib_memory(talib_name, function.lookback, settings),
+        cumulative=talib_name in CUMULATIVE,
+    )
 
 
 def build_indicator(spec: dict[str, Any]) -> Indicator:

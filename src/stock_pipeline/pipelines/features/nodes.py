@@ -105,18 +105,78 @@ def _changed_since(prices: pd.DataFrame, stored_last: pd.Series, changes: pd.Ser
     return merged
 
 
+def _cumulative_columns(indicators: list[Indicator]) -> list[str]:
+    """The columns of running totals from the first bar (OBV)."""
+    return [name for indicator in indicators if indicator.cumulative for name in indicator.columns]
+
+
+def _recent_rows(
+    prices: pd.DataFrame, since: pd.Series, stored: pd.DataFrame, indicators: list[Indicator]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each ticker's rows from the indicators' memory before its first changed row on (so every
+    changed row comes out as a full rebuild computes it), and the stored last rows that anchor
+    the cumulative columns of the tickers so cut. A ticker is read from its first bar when the
+    memory is unbounded, or when its row before the change is not gold's last stored row (no
+    stored value to anchor a running total on)."""
+    ordered = _sorted_by_ticker_and_date(prices.reset_index(drop=True))
+    cumulative = _cumulative_columns(indicators)
+    memories = [indicator.memory for indicator in indicators]
+    no_anchors = stored.iloc[:0].reindex(columns=["date", *cumulative])
+    if ordered.empty or None in memories:
+        return ordered, no_anchors
+    memory = max(memories, default=0) + 1  # and the last unchanged row, the anchor
+    starts, ends = _ticker_bounds(_ticker_changes(ordered))
+    tickers = ordered["ticker"].array.take(starts)
+    dates = ordered["date"].to_numpy(dtype="datetime64[us]")
+    changed_from = since.reindex(tickers).to_numpy(dtype="datetime64[us]")
+    firsts = np.array(
+        [
+            start if np.isnat(day) else start + np.searchsorted(dates[start:end], day)
+            for start, end, day in zip(starts, ends, changed_from, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    cut_from = np.maximum(starts, firsts - memory)
+    anchors = stored.reindex(index=tickers, columns=["date", *cumulative])
+    if cumulative:
+        anchored = (anchors["date"].to_numpy(dtype="datetime64[us]") == dates[firsts - 1]) & (
+            anchors[cumulative].notna().all(axis=1).to_numpy()
+        )
+        cut_from = np.where(anchored, cut_from, starts)
+    keep = np.arange(len(ordered)) >= np.repeat(cut_from, ends - starts)
+    return ordered[keep].reset_index(drop=True), anchors[cut_from > starts]
+
+
+def _anchor_cumulative(features: pd.DataFrame, anchors: pd.DataFrame) -> None:
+    """Shift each cut ticker's running totals by the constant that makes its anchor row equal the
+    stored value (exact: volumes are whole numbers)."""
+    anchor_dates = anchors["date"].reindex(features["ticker"]).to_numpy(dtype="datetime64[us]")
+    at_anchor = features["date"].to_numpy(dtype="datetime64[us]") == anchor_dates
+    tickers = features["ticker"].to_numpy()
+    for column in anchors.columns.drop("date"):
+        computed = pd.Series(features[column].to_numpy()[at_anchor], index=tickers[at_anchor])
+        offset = (anchors[column] - computed.reindex(anchors.index)).reindex(tickers)
+        features[column] = features[column].to_numpy() + offset.fillna(0.0).to_numpy()
+
+
 def _update_bucket(
     prices: pd.DataFrame,
-    stored_last: pd.Series,
+    stored: pd.DataFrame,
     changes: pd.Series | None,
     params: dict[str, Any],
 ) -> pd.DataFrame:
-    """One bucket's changed feature rows, each changed ticker from its first changed date on;
-    every row when `changes` is None (a rebuild)."""
+    """One bucket's changed feature rows, each changed ticker from its first changed date on,
+    computed from the indicators' memory before it; every row when `changes` is None (a rebuild).
+    `stored` is gold's last row per ticker (its date and cumulative columns)."""
     if changes is None:
         return compute_features(prices, params)
-    since = _changed_since(prices, stored_last, changes)
-    features = compute_features(prices[prices["ticker"].isin(since.index)], params)
+    since = _changed_since(prices, stored["date"], changes)
+    indicators = build_indicators(params["indicators"])
+    recent, anchors = _recent_rows(
+        prices[prices["ticker"].isin(since.index)], since, stored, indicators
+    )
+    features = compute_features(recent, params)
+    _anchor_cumulative(features, anchors)
     first = since.reindex(features["ticker"]).to_numpy(dtype="datetime64[us]")
     changed = np.isnat(first) | (features["date"].to_numpy(dtype="datetime64[us]") >= first)
     return features[changed].reset_index(drop=True)
@@ -124,12 +184,12 @@ def _update_bucket(
 
 def _update_loaded_bucket(
     load: Callable[[], pd.DataFrame],
-    stored_last: pd.Series,
+    stored: pd.DataFrame,
     changes: pd.Series | None,
     params: dict[str, Any],
 ) -> pd.DataFrame:
     """Load one bucket's prices and return its changed feature rows (where the engine runs it)."""
-    return _update_bucket(load(), stored_last, changes, params)
+    return _update_bucket(load(), stored, changes, params)
 
 
 def update_features(
@@ -142,14 +202,20 @@ def update_features(
 ) -> dict[str, Callable[[], pd.DataFrame]]:
     """The feature rows that change, one function per ticker bucket for the table to save (on the
     local engine computed by worker processes a few buckets ahead of the one being saved, so
-    memory holds a few buckets). Indicators start from each
-    ticker's first bar, so recursive ones (RSI, MACD, ATR, ADX, OBV) equal a full rebuild's; every
-    row when `rebuild`."""
-    build_indicators(params["indicators"])  # a bad spec fails the run before any bucket is read
+    memory holds a few buckets). A changed ticker is computed from the indicators' memory before
+    its first changed row (`Indicator.memory`: recursive ones such as RSI, MACD, ATR and ADX until
+    their start no longer shows; running totals such as OBV anchored on gold's last stored value),
+    so its rows equal a full rebuild's; every row when `rebuild`. `feature_dates` holds gold's
+    last row per ticker."""
+    indicators = build_indicators(params["indicators"])  # a bad spec fails before any bucket
     changes = None if rebuild else price_changes.set_index("ticker")["since"]
-    stored_last = feature_dates.groupby("ticker")["date"].max()
+    stored = (
+        feature_dates.sort_values(["ticker", "date"], kind="stable")
+        .drop_duplicates("ticker", keep="last")
+        .set_index("ticker")
+        .reindex(columns=["date", *_cumulative_columns(indicators)])
+    )
     work = {
-        bucket: (load, stored_last, changes, params)
-        for bucket, load in sorted(price_history.items())
+        bucket: (load, stored, changes, params) for bucket, load in sorted(price_history.items())
     }
     return submit_buckets(_update_loaded_bucket, work, compute)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from stock_pipeline.contract import BRONZE_COLUMNS, PRICE_VALUES, BronzeAppend, TickerStatus
+from stock_pipeline.datasets.bronze import BRONZE_INDEX
 from stock_pipeline.pipelines.ingestion.dispatch import Loader, ingest_tickers
 from stock_pipeline.sources import PriceSource, SourceError, build_source
 from stock_pipeline.sources.base import bar_spacing
@@ -202,7 +203,7 @@ def to_bronze_text(frame: pd.DataFrame) -> pd.DataFrame:
         strings[pd.isna(values)] = ""
         text.append(strings)
     rows = np.column_stack(text) if len(frame) else np.empty((0, len(BRONZE_COLUMNS)), object)
-    bronze = pd.DataFrame(rows, columns=list(BRONZE_COLUMNS), dtype=object)
+    bronze = pd.DataFrame(rows, columns=BRONZE_INDEX, dtype=object)
     # a whole history as Arrow text (Python strings for 3,000 tickers' histories take gigabytes);
     # the few new bars of a daily run as plain objects, much quicker to build
     return bronze.astype(str) if len(bronze) > COMPACT_ROWS else bronze
