@@ -73,8 +73,16 @@ def compute_indicators(
     return columns, positions
 
 
-def compute_features(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Prices, configured indicators and the special-session flag, by ticker then date, no warm-up."""
+def _per_row(values: pd.Series, tickers: pd.Index | np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """A per-ticker value repeated over each ticker's block of rows (NaN/NaT where it has none)."""
+    return np.repeat(values.reindex(tickers).to_numpy(), sizes)
+
+
+def compute_features(
+    prices: pd.DataFrame, params: dict[str, Any], since: pd.Series | None = None
+) -> pd.DataFrame:
+    """Prices, configured indicators and the special-session flag, by ticker then date, no warm-up;
+    with `since`, only each ticker's rows from its date there on (NaT: all its rows)."""
     indicators = build_indicators(params["indicators"])
     ordered = _sorted_by_ticker_and_date(prices[list(PRICES_COLUMNS)].reset_index(drop=True))
     columns, positions = compute_indicators(
@@ -82,6 +90,12 @@ def compute_features(prices: pd.DataFrame, params: dict[str, Any]) -> pd.DataFra
     )
     warmup = max((indicator.lookback for indicator in indicators), default=0)
     keep = positions >= warmup if params.get("drop_warmup", True) else np.ones(len(ordered), bool)
+    if since is not None and len(ordered):
+        starts = np.flatnonzero(positions == 0)
+        sizes = np.diff(np.r_[starts, len(ordered)])
+        tickers = np.asarray(ordered["ticker"].array.take(starts), dtype=object)
+        first = _per_row(since.astype("datetime64[us]"), tickers, sizes)
+        keep &= np.isnat(first) | (ordered["date"].to_numpy(dtype="datetime64[us]") >= first)
     output = {name: ordered[name].array[keep] for name in PRICES_COLUMNS}
     output["volume"] = ordered["volume"].to_numpy(np.float64)[keep]
     output.update({name: values[keep] for name, values in columns.items()})
@@ -147,16 +161,22 @@ def _recent_rows(
     return ordered[keep].reset_index(drop=True), anchors[cut_from > starts]
 
 
-def _anchor_cumulative(features: pd.DataFrame, anchors: pd.DataFrame) -> None:
+def _anchor_cumulative(
+    features: pd.DataFrame, anchors: pd.DataFrame, tickers: np.ndarray, sizes: np.ndarray
+) -> None:
     """Shift each cut ticker's running totals by the constant that makes its anchor row equal the
-    stored value (exact: volumes are whole numbers)."""
-    anchor_dates = anchors["date"].reindex(features["ticker"]).to_numpy(dtype="datetime64[us]")
-    at_anchor = features["date"].to_numpy(dtype="datetime64[us]") == anchor_dates
-    tickers = features["ticker"].to_numpy()
+    stored value (exact: volumes are whole numbers). `tickers` and `sizes` are the blocks of
+    `features`, sorted by ticker."""
+    at_anchor = features["date"].to_numpy(dtype="datetime64[us]") == _per_row(
+        anchors["date"].astype("datetime64[us]"), tickers, sizes
+    )
+    block = np.repeat(np.arange(len(tickers)), sizes)[at_anchor]
     for column in anchors.columns.drop("date"):
-        computed = pd.Series(features[column].to_numpy()[at_anchor], index=tickers[at_anchor])
-        offset = (anchors[column] - computed.reindex(anchors.index)).reindex(tickers)
-        features[column] = features[column].to_numpy() + offset.fillna(0.0).to_numpy()
+        values = features[column].to_numpy()
+        computed = np.full(len(tickers), np.nan)
+        computed[block] = values[at_anchor]
+        offset = anchors[column].reindex(tickers).to_numpy(dtype=np.float64) - computed
+        features[column] = values + np.repeat(np.nan_to_num(offset, nan=0.0), sizes)
 
 
 def _update_bucket(
@@ -175,9 +195,16 @@ def _update_bucket(
     recent, anchors = _recent_rows(
         prices[prices["ticker"].isin(since.index)], since, stored, indicators
     )
-    features = compute_features(recent, params)
-    _anchor_cumulative(features, anchors)
-    first = since.reindex(features["ticker"]).to_numpy(dtype="datetime64[us]")
+    # the changed rows, and the anchor rows before them (dropped once the totals are anchored)
+    from_anchor = since.copy()
+    from_anchor[anchors.index] = anchors["date"]
+    features = compute_features(recent, params, from_anchor)
+    if features.empty:
+        return features
+    starts, ends = _ticker_bounds(_ticker_changes(features))
+    tickers, sizes = np.asarray(features["ticker"].array.take(starts), dtype=object), ends - starts
+    _anchor_cumulative(features, anchors, tickers, sizes)
+    first = _per_row(since.astype("datetime64[us]"), tickers, sizes)
     changed = np.isnat(first) | (features["date"].to_numpy(dtype="datetime64[us]") >= first)
     return features[changed].reset_index(drop=True)
 
