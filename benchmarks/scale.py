@@ -126,6 +126,7 @@ def runs(
             ("full run", []),
             ("incremental", [f"--params=ingestion.end_date={later}"]),
         ):
+            os.sync()  # the previous run's files on disk first: a daily run starts on a settled disk
             wall, peak = timed_tree([*kedro, *extra], project, tuple(p.pid for p in cluster))
             gold = DeltaTable(str(project / "data/04_feature/features"))
             version = last_record(project)["versions"]["features"]
