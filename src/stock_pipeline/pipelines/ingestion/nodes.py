@@ -53,12 +53,13 @@ class TickerOutcome:
 
 @dataclass(frozen=True)
 class StoredBars:
-    """What ingestion compares with the source: the first stored bar's time, the first
+    """What ingestion compares with the source: the first and last stored bars' times, the first
     `overlap_sessions` + 1 stored bars (read when a backfill needs them), the stored bars from
     `overlap_sessions` sessions before the last one on, and every stored bar (loaded only for
     the rare rewrites: a refresh, a backfill) and their count."""
 
     first: pd.Timestamp
+    last: pd.Timestamp
     head: Loader
     tail: pd.DataFrame
     load: Loader
@@ -75,6 +76,7 @@ def stored_bars(loader: Loader, overlap_sessions: int) -> StoredBars | None:
         overlap_start = sessions_back(last, overlap_sessions)
         return StoredBars(
             first=first,
+            last=last,
             head=lambda: _bronze_columns(loader.first(overlap_sessions + 1)),
             tail=_bronze_columns(loader.after(overlap_start - pd.Timedelta(microseconds=1))),
             load=loader,
@@ -85,7 +87,9 @@ def stored_bars(loader: Loader, overlap_sessions: int) -> StoredBars | None:
     if dates.isna().all():
         return None
     stored = _bronze_columns(stored)
-    return StoredBars(dates.min(), lambda: stored, stored, lambda: stored, lambda: len(stored))
+    return StoredBars(
+        dates.min(), dates.max(), lambda: stored, stored, lambda: stored, lambda: len(stored)
+    )
 
 
 def _parsed_date(text: str) -> pd.Timestamp:
@@ -301,6 +305,8 @@ def _refetch(
 
 def _head_missing(first: pd.Timestamp, start: date) -> bool:
     """True when sessions from `start` on come before the first stored bar (start_date moved earlier)."""
+    if pd.Timestamp(start) >= first.normalize():
+        return False
     return not nse_sessions(start, first.normalize() - pd.Timedelta(days=1)).empty
 
 
@@ -344,7 +350,7 @@ def _extend(
                 head["date"].iloc[-1],
                 stored.first.date(),
             )
-    last_stored = _parsed_dates(stored.tail).max()
+    last_stored = stored.last
     overlap_start = sessions_back(last_stored, params["overlap_sessions"]).date()
     fetched = to_bronze_text(source.fetch(ticker, max(overlap_start, start), end))
     rows_fetched += len(fetched)
