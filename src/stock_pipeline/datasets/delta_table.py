@@ -33,16 +33,12 @@ WRITE_THREADS = min(4, os.cpu_count() or 1)
 
 
 def _last_rows(dataset: Any, selected: pc.Expression | None, columns: list[str] | None) -> pa.Table:
-    """Each ticker's latest row (its `columns`; all when None): the keys read first, then only the
-    rows from the earliest of those dates on, so a daily run does not read the whole history."""
-    keys = dataset.to_table(filter=selected, columns=list(KEY))
+    """Each ticker's latest row (of `columns`, the key included; all when None)."""
+    rows = dataset.to_table(filter=selected, columns=columns)
+    keys = rows.select(list(KEY))
     latest = keys.group_by("ticker").aggregate([("date", "max")]).rename_columns(list(KEY))
-    if columns == list(KEY) or not len(latest):
+    if len(rows.column_names) == len(KEY):
         return latest
-    recent = pc.field("date") >= pc.min(latest["date"])
-    rows = dataset.to_table(
-        filter=recent if selected is None else selected & recent, columns=columns
-    )
     return rows.join(latest, keys=list(KEY), join_type="inner")
 
 
@@ -58,9 +54,10 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     Loading returns a DataFrame sorted by ticker then date: the latest version, or the one given to
     `catalog.load(name, version="<n>")`. `load_args` select a subset without reading the rest:
     `tickers` (only their buckets are read), `start`/`end` (inclusive dates), `columns` (the key is
-    always included), `by_bucket` (one loading function per bucket, as a PartitionedDataset loads,
-    so a node holds one bucket at a time), `last_per_ticker` (only each ticker's latest key: where
-    a run resumes, without holding every key). With `optional`, a table not written yet loads as an
+    always included; those the table lacks are left out), `by_bucket` (one loading function per
+    bucket, as a PartitionedDataset loads, so a node holds one bucket at a time),
+    `last_per_ticker` (only each ticker's latest row: where a run resumes, without holding every
+    key). With `optional`, a table not written yet loads as an
     empty frame with the key columns (a first run's stored state). `retention_versions` keeps that
     many latest versions loadable (a vacuum after each save); `max_files` compacts small files
     (one more version) once the table holds more. Versioning is the table's own: no `versioned:`.
@@ -156,9 +153,10 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         if bucket is not None:
             selected = bucket if selected is None else selected & bucket
         columns = self._load_args.get("columns")
-        if columns is not None:
-            columns = [*KEY, *(name for name in columns if name not in KEY)]
         dataset = table.to_pyarrow_dataset()
+        if columns is not None:  # those the table lacks (an indicator not configured) left out
+            stored = set(dataset.schema.names)
+            columns = [*KEY, *(name for name in columns if name not in KEY and name in stored)]
         if self._load_args.get("last_per_ticker"):
             rows = _last_rows(dataset, selected, columns)
         else:
