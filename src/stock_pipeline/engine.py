@@ -116,13 +116,22 @@ def _local_result(future: Future[tuple[Any, list[logging.LogRecord]]]) -> Any:
 
 
 class _Ahead:
-    """Buckets computed by the local workers in the order they are asked for, at most one per core
-    ahead of the one being fetched: every core works while memory holds a few buckets."""
+    """Buckets computed in the order they are asked for, at most `ahead` past the one being
+    fetched: every worker works while memory holds a few buckets' results (the local workers', or
+    a cluster's, which would otherwise hold every bucket's result until the caller fetched it)."""
 
-    def __init__(self, function: Callable[..., Any], work: dict[str, tuple]):
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        work: dict[str, tuple],
+        submit: Callable[[Callable[..., Any], tuple], Any],
+        result: Callable[[Any], Any],
+        ahead: int,
+    ):
         self._function, self._work = function, work
+        self._submit, self._result, self._ahead = submit, result, ahead
         self._order = list(work)
-        self._started: dict[str, Future] = {}
+        self._started: dict[str, Any] = {}
         self._next = 0
         self._lock = threading.Lock()  # a table may fetch several buckets at once
 
@@ -133,13 +142,13 @@ class _Ahead:
     def fetch(self, bucket: str) -> Any:
         """The bucket's result; starts the following buckets."""
         with self._lock:
-            last = self._order.index(bucket) + _cores()
+            last = self._order.index(bucket) + self._ahead
             while self._next < len(self._order) and self._next <= last:
                 name = self._order[self._next]
-                self._started[name] = _submit_local(self._function, self._work[name])
+                self._started[name] = self._submit(self._function, self._work[name])
                 self._next += 1
             future = self._started.pop(bucket, None)  # fetched again: computed again
-        return _local_result(future or _submit_local(self._function, self._work[bucket]))
+        return self._result(future or self._submit(self._function, self._work[bucket]))
 
 
 def _client(address: str | None) -> Any:
@@ -157,17 +166,21 @@ def _client(address: str | None) -> Any:
 def submit_buckets(
     function: Callable[..., Any], work: dict[str, tuple], compute: dict[str, Any]
 ) -> dict[str, Callable[[], Any]]:
-    """One function per bucket returning function(*arguments): computed by the local workers a few
-    buckets ahead of the one being fetched (so memory holds a few buckets), or started on the
-    cluster at once and fetched when called (dask)."""
+    """One function per bucket returning function(*arguments), computed by the local workers or the
+    cluster's a few buckets ahead of the one being fetched (so memory holds a few buckets)."""
     if _engine(compute) == "local":
         if not _sendable(function, work):
             return {bucket: partial(function, *arguments) for bucket, arguments in work.items()}
-        ahead = _Ahead(function, work)
-        return {bucket: partial(ahead.fetch, bucket) for bucket in work}
-    client = _client((compute.get("dask") or {}).get("address"))
-    futures = {bucket: client.submit(function, *arguments) for bucket, arguments in work.items()}
-    return {bucket: future.result for bucket, future in futures.items()}
+        ahead = _Ahead(function, work, _submit_local, _local_result, _cores())
+    else:
+        client = _client((compute.get("dask") or {}).get("address"))
+        threads = sum(client.nthreads().values()) or 1
+
+        def submit(function: Callable[..., Any], arguments: tuple) -> Any:
+            return client.submit(function, *arguments, pure=False)
+
+        ahead = _Ahead(function, work, submit, lambda future: future.result(), threads)
+    return {bucket: partial(ahead.fetch, bucket) for bucket in work}
 
 
 def map_buckets(
