@@ -176,9 +176,9 @@ def test_duplicate_columns_are_rejected():
 LOCAL = {"engine": "local"}
 
 
-def stored_keys() -> pd.DataFrame:
-    """No gold stored yet."""
-    return pd.DataFrame({"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="M8[us]")})
+def by_bucket(stored: pd.DataFrame, buckets: dict) -> dict:
+    """Gold's rows as `feature_dates` loads them: a function per bucket (every row in each)."""
+    return {bucket: (lambda: stored) for bucket in buckets}
 
 
 def test_pipeline_runs_on_an_in_memory_catalog():
@@ -186,7 +186,7 @@ def test_pipeline_runs_on_an_in_memory_catalog():
         {
             "price_history": MemoryDataset({str(ticker_bucket("AAA.NS")): prices}),
             "price_changes": MemoryDataset(pd.DataFrame({"ticker": ["AAA.NS"], "since": [pd.NaT]})),
-            "feature_dates": MemoryDataset(stored_keys()),
+            "feature_dates": MemoryDataset({}),  # no gold stored yet
             "params:features": MemoryDataset(PARAMS),
             "params:rebuild": MemoryDataset(False),
             "params:compute": MemoryDataset(LOCAL),
@@ -214,21 +214,27 @@ def test_only_the_rows_from_each_tickers_first_changed_date_are_updated():
     changes = pd.DataFrame({"ticker": ["AAA.NS"], "since": [since]})
     stored = full[["ticker", "date"]]
     updated = updated_rows(
-        update_features(buckets, changes, stored, PARAMS, rebuild=False, compute=LOCAL)
+        update_features(
+            buckets, changes, by_bucket(stored, buckets), PARAMS, rebuild=False, compute=LOCAL
+        )
     )
     expected = full[(full["ticker"] == "AAA.NS") & (full["date"] >= since)].reset_index(drop=True)
     pd.testing.assert_frame_equal(updated, expected)  # recursive indicators included, exactly
 
     lagging = stored[~((stored["ticker"] == "BBB.NS") & (stored["date"] > since))]  # a stopped run
     healed = updated_rows(
-        update_features(buckets, changes, lagging, PARAMS, rebuild=False, compute=LOCAL)
+        update_features(
+            buckets, changes, by_bucket(lagging, buckets), PARAMS, rebuild=False, compute=LOCAL
+        )
     )
     behind = (full["ticker"] == "BBB.NS") & (full["date"] > since)
     expected = full[behind | ((full["ticker"] == "AAA.NS") & (full["date"] >= since))]
     pd.testing.assert_frame_equal(healed, expected.reset_index(drop=True))
 
     rebuilt = updated_rows(
-        update_features(buckets, changes, stored, PARAMS, rebuild=True, compute=LOCAL)
+        update_features(
+            buckets, changes, by_bucket(stored, buckets), PARAMS, rebuild=True, compute=LOCAL
+        )
     )
     pd.testing.assert_frame_equal(rebuilt, full)
 
@@ -252,7 +258,9 @@ def test_a_daily_update_reads_only_the_memory_and_equals_a_rebuild():
         gold = full[full["date"] < since]  # as the run before stored it
         changes = pd.DataFrame({"ticker": ["T1.NS"], "since": [changed]})
         updated = updated_rows(
-            update_features(buckets, changes, gold, params, rebuild=False, compute=LOCAL)
+            update_features(
+                buckets, changes, by_bucket(gold, buckets), params, rebuild=False, compute=LOCAL
+            )
         )
         expected = full[
             (full["date"] >= since) | ((full["ticker"] == "T1.NS") & (full["date"] >= changed))

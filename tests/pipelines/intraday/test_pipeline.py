@@ -120,7 +120,9 @@ class IntradayRuns:
                     str(self.tables / "prices"), load_args={"by_bucket": True}
                 ),
                 "intraday.feature_dates": DeltaTableDataset(
-                    str(self.tables / "features"), load_args={"columns": []}, optional=True
+                    str(self.tables / "features"),
+                    load_args={"columns": ["obv"], "last_per_ticker": True, "by_bucket": True},
+                    optional=True,
                 ),
                 "intraday.clean_price_dates": DeltaTableDataset(
                     str(self.tables / "clean_prices"), load_args={"columns": []}, optional=True

@@ -209,20 +209,38 @@ def _update_bucket(
     return features[changed].reset_index(drop=True)
 
 
+def _last_stored_rows(
+    load: Callable[[], pd.DataFrame] | None, indicators: list[Indicator]
+) -> pd.DataFrame:
+    """Gold's last row per ticker of one bucket, by ticker: its date and running totals (no row
+    when the bucket holds none yet)."""
+    stored = load() if load else pd.DataFrame({"ticker": [], "date": pd.Series(dtype="M8[us]")})
+    return (
+        stored.sort_values(["ticker", "date"], kind="stable")
+        .drop_duplicates("ticker", keep="last")
+        .set_index("ticker")
+        .reindex(columns=["date", *_cumulative_columns(indicators)])
+    )
+
+
 def _update_loaded_bucket(
     load: Callable[[], pd.DataFrame],
-    stored: pd.DataFrame,
+    load_stored: Callable[[], pd.DataFrame] | None,
     changes: pd.Series | None,
     params: dict[str, Any],
 ) -> pd.DataFrame:
-    """Load one bucket's prices and return its changed feature rows (where the engine runs it)."""
+    """Load one bucket's prices (and, unless rebuilding, gold's last rows) and return its changed
+    feature rows (where the engine runs it)."""
+    if changes is None:
+        return compute_features(load(), params)
+    stored = _last_stored_rows(load_stored, build_indicators(params["indicators"]))
     return _update_bucket(load(), stored, changes, params)
 
 
 def update_features(
     price_history: dict[str, Callable[[], pd.DataFrame]],
     price_changes: pd.DataFrame,
-    feature_dates: pd.DataFrame,
+    feature_dates: dict[str, Callable[[], pd.DataFrame]],
     params: dict[str, Any],
     rebuild: bool,
     compute: dict[str, Any],
@@ -232,17 +250,13 @@ def update_features(
     memory holds a few buckets). A changed ticker is computed from the indicators' memory before
     its first changed row (`Indicator.memory`: recursive ones such as RSI, MACD, ATR and ADX until
     their start no longer shows; running totals such as OBV anchored on gold's last stored value),
-    so its rows equal a full rebuild's; every row when `rebuild`. `feature_dates` holds gold's
-    last row per ticker."""
-    indicators = build_indicators(params["indicators"])  # a bad spec fails before any bucket
+    so its rows equal a full rebuild's; every row when `rebuild`. `feature_dates` loads gold's
+    last row per ticker one bucket at a time, where the bucket is computed (not at all in a
+    rebuild)."""
+    build_indicators(params["indicators"])  # a bad spec fails the run before any bucket is read
     changes = None if rebuild else price_changes.set_index("ticker")["since"]
-    stored = (
-        feature_dates.sort_values(["ticker", "date"], kind="stable")
-        .drop_duplicates("ticker", keep="last")
-        .set_index("ticker")
-        .reindex(columns=["date", *_cumulative_columns(indicators)])
-    )
     work = {
-        bucket: (load, stored, changes, params) for bucket, load in sorted(price_history.items())
+        bucket: (load, feature_dates.get(bucket), changes, params)
+        for bucket, load in sorted(price_history.items())
     }
     return submit_buckets(_update_loaded_bucket, work, compute)
