@@ -134,11 +134,11 @@ def ghost_bar(prices: pd.DataFrame) -> pd.Series:
 
 def suspected_split(returns: pd.Series, threshold: float, tolerance: float = 0.03) -> pd.Series:
     """One-day moves beyond the threshold whose ratio is a usual split or bonus ratio."""
-    ratio = (1 + returns).to_numpy()
+    large = (returns.abs() > threshold).to_numpy(copy=True)
+    ratio = 1 + returns.to_numpy()[large]  # only the large moves: the ratios of those
     nearest = np.abs(ratio[:, None] / SPLIT_RATIOS[None, :] - 1).min(axis=1)
-    return pd.Series(
-        (returns.abs() > threshold).to_numpy() & (nearest < tolerance), index=returns.index
-    )
+    large[large] = nearest < tolerance
+    return pd.Series(large, index=returns.index)
 
 
 def outlier_mask(returns: pd.Series, tickers: pd.Series, settings: dict) -> pd.Series:

@@ -180,16 +180,11 @@ def _anchor_cumulative(
 
 
 def _update_bucket(
-    prices: pd.DataFrame,
-    stored: pd.DataFrame,
-    changes: pd.Series | None,
-    params: dict[str, Any],
+    prices: pd.DataFrame, stored: pd.DataFrame, changes: pd.Series, params: dict[str, Any]
 ) -> pd.DataFrame:
     """One bucket's changed feature rows, each changed ticker from its first changed date on,
-    computed from the indicators' memory before it; every row when `changes` is None (a rebuild).
-    `stored` is gold's last row per ticker (its date and cumulative columns)."""
-    if changes is None:
-        return compute_features(prices, params)
+    computed from the indicators' memory before it. `stored` is gold's last row per ticker (its
+    date and cumulative columns)."""
     since = _changed_since(prices, stored["date"], changes)
     indicators = build_indicators(params["indicators"])
     recent, anchors = _recent_rows(
