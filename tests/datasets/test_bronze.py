@@ -1,6 +1,7 @@
 """Bronze files: appends equal rewrites, reading the ends equals reading everything, a killed
 append loses nothing, a rewrite stays marked until cleaning clears it."""
 
+import io
 import logging
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 from stock_pipeline.contract import BRONZE_COLUMNS, BronzeAppend
-from stock_pipeline.datasets.bronze import BronzeDataset, BronzeFile, rows_after
+from stock_pipeline.datasets.bronze import BronzeDataset, BronzeFile, parse_bronze, rows_after
 
 
 def bronze(days: pd.DatetimeIndex, first_close: float = 100.0) -> pd.DataFrame:
@@ -151,3 +152,21 @@ def test_a_rewrite_stays_marked_until_cleared(tmp_path: Path):
     assert list(files) == ["AAA.NS", "BBB.NS"]  # the marks are no bronze file
     files.clear_rewritten({"AAA.NS"})  # not cleaned whole: BBB.NS stays marked
     assert dataset.load().rewritten == {"BBB.NS"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"date,open,close\n2024-01-01,NA,null\n2024-01-02,NaN,N/A\n",  # text, never missing
+        b"date,open,close\n2024-01-01, 12 ,  \n2024-01-02,\t3,x\n",
+        b"date,open,close\r\n2024-01-01,1,2\r\n",
+        b'date,open,close\n2024-01-01,"1\n2","a,""b"""\n',
+        b"\xef\xbb\xbfdate,open\n2024-01-01,1",
+        b"date,open,close\n2024-01-01,1,2\n\n   \n2024-01-02,3,4\n",  # Arrow refuses these
+        b"date,open,close\n2024-01-01,1,2,9\n2024-01-02,1\n",
+        b"date,open",
+    ],
+)
+def test_arrow_parsing_gives_what_pandas_parser_gives(text: bytes):
+    expected = pd.read_csv(io.BytesIO(text), dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(parse_bronze(text), expected, check_column_type=False)
