@@ -78,6 +78,15 @@ def _per_row(values: pd.Series, tickers: pd.Index | np.ndarray, sizes: np.ndarra
     return np.repeat(values.reindex(tickers).to_numpy(), sizes)
 
 
+def _on_or_after(
+    frame: pd.DataFrame, since: pd.Series, tickers: np.ndarray, sizes: np.ndarray
+) -> np.ndarray:
+    """Rows dated on or after their ticker's `since` date (every row of a ticker whose date is
+    NaT); `tickers` and `sizes` are the frame's blocks, sorted by ticker."""
+    first = _per_row(since.astype("datetime64[us]"), tickers, sizes)
+    return np.isnat(first) | (frame["date"].to_numpy(dtype="datetime64[us]") >= first)
+
+
 def compute_features(
     prices: pd.DataFrame, params: dict[str, Any], since: pd.Series | None = None
 ) -> pd.DataFrame:
@@ -94,8 +103,7 @@ def compute_features(
         starts = np.flatnonzero(positions == 0)
         sizes = np.diff(np.r_[starts, len(ordered)])
         tickers = np.asarray(ordered["ticker"].array.take(starts), dtype=object)
-        first = _per_row(since.astype("datetime64[us]"), tickers, sizes)
-        keep &= np.isnat(first) | (ordered["date"].to_numpy(dtype="datetime64[us]") >= first)
+        keep &= _on_or_after(ordered, since, tickers, sizes)
     output = {name: ordered[name].array[keep] for name in PRICES_COLUMNS}
     output["volume"] = ordered["volume"].to_numpy(np.float64)[keep]
     output.update({name: values[keep] for name, values in columns.items()})
@@ -180,13 +188,16 @@ def _anchor_cumulative(
 
 
 def _update_bucket(
-    prices: pd.DataFrame, stored: pd.DataFrame, changes: pd.Series, params: dict[str, Any]
+    prices: pd.DataFrame,
+    stored: pd.DataFrame,
+    changes: pd.Series,
+    params: dict[str, Any],
+    indicators: list[Indicator],
 ) -> pd.DataFrame:
     """One bucket's changed feature rows, each changed ticker from its first changed date on,
-    computed from the indicators' memory before it. `stored` is gold's last row per ticker (its
+    computed from the `indicators`' memory before it. `stored` is gold's last row per ticker (its
     date and cumulative columns)."""
     since = _changed_since(prices, stored["date"], changes)
-    indicators = build_indicators(params["indicators"])
     recent, anchors = _recent_rows(
         prices[prices["ticker"].isin(since.index)], since, stored, indicators
     )
@@ -199,9 +210,7 @@ def _update_bucket(
     starts, ends = _ticker_bounds(_ticker_changes(features))
     tickers, sizes = np.asarray(features["ticker"].array.take(starts), dtype=object), ends - starts
     _anchor_cumulative(features, anchors, tickers, sizes)
-    first = _per_row(since.astype("datetime64[us]"), tickers, sizes)
-    changed = np.isnat(first) | (features["date"].to_numpy(dtype="datetime64[us]") >= first)
-    return features[changed].reset_index(drop=True)
+    return features[_on_or_after(features, since, tickers, sizes)].reset_index(drop=True)
 
 
 def _last_stored_rows(
@@ -228,8 +237,9 @@ def _update_loaded_bucket(
     feature rows (where the engine runs it)."""
     if changes is None:
         return compute_features(load(), params)
-    stored = _last_stored_rows(load_stored, build_indicators(params["indicators"]))
-    return _update_bucket(load(), stored, changes, params)
+    indicators = build_indicators(params["indicators"])
+    stored = _last_stored_rows(load_stored, indicators)
+    return _update_bucket(load(), stored, changes, params, indicators)
 
 
 def update_features(
