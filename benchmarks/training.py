@@ -20,7 +20,7 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.pipelines import features as features_pipeline
+from stock_pipeline.pipelines.features.nodes import compute_features
 from stock_pipeline.pipelines.training import create_pipeline
 from stock_pipeline.pipelines.training.registry import ModelRegistryDataset
 from stock_pipeline.trading_calendar import nse_sessions
@@ -99,8 +99,7 @@ def main() -> None:
 
     started = time.perf_counter()
     prices = simulated_prices(args.tickers, sessions, args.phi)
-    (node,) = features_pipeline.create_pipeline().nodes
-    features = node.run({"prices": prices, "params:features": parameters("features")})["features"]
+    features = compute_features(prices, parameters("features"))
     print(
         f"market: {args.tickers} tickers x {sessions} sessions, AR(1) phi={args.phi}: "
         f"{len(features):,} feature rows in {time.perf_counter() - started:.1f} s"

@@ -13,12 +13,12 @@ from sqlalchemy import CheckConstraint, Float, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from stock_pipeline.contract import FEATURE_TABLES, METADATA, PIPELINE_RUNS
+from stock_pipeline.contract import METADATA, PIPELINE_RUNS, STOCK_FEATURES, STOCK_FEATURES_INTRADAY
 from stock_pipeline.db import (
     HEAD_REVISION,
     MIGRATIONS_DIR,
     DatabaseDriverMissingError,
-    add_feature_columns,
+    add_float_columns,
     at_head,
     connect,
     create_db_engine,
@@ -188,18 +188,17 @@ def test_a_database_migrated_to_head_matches_the_contract(migrated_url: str) -> 
 
 
 def test_configured_indicators_get_their_columns_and_keep_them(migrated_url: str) -> None:
-    added = add_feature_columns(migrated_url, ["rsi_14", "obv", "adx_14"])
-    again = add_feature_columns(migrated_url, ["obv"])  # adx_14 no longer configured
-
+    tables = (STOCK_FEATURES.name, STOCK_FEATURES_INTRADAY.name)
     engine = create_db_engine(migrated_url)
+    with connect(engine) as connection, connection.begin():
+        added = {t: add_float_columns(connection, t, ["rsi_14", "obv", "adx_14"]) for t in tables}
+        again = {t: add_float_columns(connection, t, ["obv"]) for t in tables}
     with connect(engine) as connection:
         schema = inspect(connection)
-        columns = {
-            table: {c["name"] for c in schema.get_columns(table)} for table in FEATURE_TABLES
-        }
+        columns = {table: {c["name"] for c in schema.get_columns(table)} for table in tables}
         view = {c["name"] for c in schema.get_columns("latest_stock_data")}
     engine.dispose()
-    assert added == {table: ["obv", "adx_14"] for table in FEATURE_TABLES}
-    assert again == {}
+    assert added == {table: ["obv", "adx_14"] for table in tables}
+    assert again == {table: [] for table in tables}
     assert all({"obv", "adx_14"} <= names for names in columns.values())
     assert {"obv", "adx_14"} <= view

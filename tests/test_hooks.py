@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from kedro.framework.hooks.manager import _create_hook_manager
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import AbstractDataset, DataCatalog, DatasetError, MemoryDataset
 from kedro.pipeline import Pipeline, node
 from kedro.runner import SequentialRunner
 
 from stock_pipeline.contract import PIPELINE_RUNS
 from stock_pipeline.db import at_head, connect, create_db_engine, upgrade_database
 from stock_pipeline.hooks import DatabaseHooks, RunRecordHooks
+from stock_pipeline.recipes import Recipe
 from stock_pipeline.run_store import RunStore, process_identity
 
 REPORT = {
@@ -53,12 +55,18 @@ def explode(prices: pd.DataFrame) -> pd.DataFrame:
     raise RuntimeError("cannot reach postgresql://writer:hunter2@db.example/prod")
 
 
-def run(tmp_path: Path, nodes: list, hooks: RunRecordHooks, db_url: str) -> None:
+def run(
+    tmp_path: Path,
+    nodes: list,
+    hooks: RunRecordHooks,
+    db_url: str,
+    datasets: dict[str, Any] | None = None,
+) -> None:
     """Run the nodes with the hooks as `kedro run` would: pipeline hooks around the runner."""
     manager = _create_hook_manager()
     manager.register(DatabaseHooks(db_url=db_url))
     manager.register(hooks)
-    catalog = DataCatalog({"tickers": MemoryDataset(["INFY.NS", "TCS.NS"])})
+    catalog = DataCatalog({"tickers": MemoryDataset(["INFY.NS", "TCS.NS"]), **(datasets or {})})
     pipeline = Pipeline(nodes)
     params = {
         "run_id": "2026-11-25T18.00.00.000Z",
@@ -131,6 +139,65 @@ def test_a_run_leaves_a_json_record_and_a_row(
     assert row["rows_out"] == 11
     assert row["record"]["nodes"]["clean_node"]["rows_out"] == 5
     assert "clean_node: 6 rows in, 5 rows out" in caplog.text  # the console's line per node
+
+
+class LazyTable(AbstractDataset):
+    """A table that computes the chunks it is given as it writes them, as DeltaTableDataset does,
+    and says how many rows it wrote and under which recipe."""
+
+    def __init__(self) -> None:
+        self.rows_written, self.saved_recipe = 0, None
+
+    def _describe(self) -> dict[str, Any]:
+        return {}
+
+    def load(self) -> None:
+        return None
+
+    def save(self, data: dict[str, Any]) -> None:
+        self.rows_written = sum(len(chunk()) for chunk in data.values())
+        self.saved_recipe = Recipe("gold", {"indicators": {"sma_20": {}}}, 1)
+
+
+def compute_slowly(prices: pd.DataFrame) -> dict[str, Any]:
+    """Two chunks that take 0.2 s each to compute (the second fails on request)."""
+
+    def chunk(rows: pd.DataFrame) -> pd.DataFrame:
+        time.sleep(0.2)
+        if rows.empty:
+            raise ValueError("bucket 2: no rows")
+        return rows
+
+    return {"1": lambda: chunk(prices), "2": lambda: chunk(prices.iloc[:0])}
+
+
+def compute_quickly(prices: pd.DataFrame) -> dict[str, Any]:
+    """Two chunks that compute at once."""
+    return {"1": lambda: prices, "2": lambda: prices.iloc[:1]}
+
+
+def test_a_lazy_save_is_the_work_of_the_node_that_produced_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{tmp_path}/runs.db"
+    nodes = [NODES[0], node(compute_quickly, "raw", "table", name="compute_node")]
+    caplog.set_level("INFO", logger="stock_pipeline")
+    run(tmp_path, nodes, RunRecordHooks(db_url=url), url, {"table": LazyTable()})
+    record = record_file(tmp_path)
+    assert record["nodes"]["compute_node"]["rows_out"] == 7  # 6 + 1, counted by the table
+    assert (
+        record["recipes"]["gold"]["fingerprint"]
+        == Recipe("gold", {"indicators": {"sma_20": {}}}, 1).fingerprint
+    )
+    assert "compute_node: 6 rows in, 7 rows out" in caplog.text
+
+    slow = [NODES[0], node(compute_slowly, "raw", "table", name="compute_node")]
+    with pytest.raises(DatasetError):
+        run(tmp_path, slow, RunRecordHooks(db_url=url), url, {"table": LazyTable()})
+    entry = record_file(tmp_path)["nodes"]["compute_node"]
+    assert entry["status"] == "failed"
+    assert "while saving table" in entry["error"] and "bucket 2: no rows" in entry["error"]
+    assert entry["duration_seconds"] >= 0.4  # both chunks' time, spent in the save
 
 
 @pytest.mark.filterwarnings("ignore:One or more dataset names contain")  # as namespaces name them

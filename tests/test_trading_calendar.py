@@ -201,7 +201,7 @@ def test_incremental_cleaning_flags_special_sessions_and_names_unlisted_ones() -
             {"engine": "local"},
         )
 
-    silver, _, changes, _, _ = run()
+    _, silver, changes, _, _ = run()
     rows = pd.concat([load() for load in silver.values()])
     assert rows["date"].min() > pd.Timestamp("2020-11-10")  # only what silver lacks
     special = rows[rows["is_special_session"]]
@@ -213,7 +213,7 @@ def test_incremental_cleaning_flags_special_sessions_and_names_unlisted_ones() -
     base = yaml.safe_load(trading_calendar.CALENDAR_FILE.read_text())
     del base["special_sessions"]["2020-11-14"]  # as if nobody had listed it
     trading_calendar.configure(base)
-    silver, _, _, rejected, _ = run()
+    _, silver, _, rejected, _ = run()
     unlisted = rejected[rejected["reason"] == UNLISTED_SESSION]
     assert set(unlisted["date"]) == {pd.Timestamp("2020-11-14")}
     assert unlisted["ticker"].nunique() == 4
@@ -226,7 +226,7 @@ def test_incremental_cleaning_flags_special_sessions_and_names_unlisted_ones() -
     later = stored[stored["date"] >= "2020-11-02"]
     _, _, plan = combine_raw_prices(raw_prices, {"tickers": entries}, later, CLEANING, False)
     assert set(plan["mode"]) == {"full"}
-    silver, _, changes, _, _ = run("backfilled")
+    _, silver, changes, _, _ = run("backfilled")
     rows = pd.concat([load() for load in silver.values()])
     assert pd.Timestamp("2019-10-27") in set(rows.loc[rows["is_special_session"], "date"])
     assert changes["since"].isna().all()

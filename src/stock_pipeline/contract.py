@@ -242,9 +242,17 @@ PIPELINE_RUNS = sa.Table(
 )
 sa.Index("idx_pipeline_runs_started", PIPELINE_RUNS.c.started_at.desc())
 
-# The tables that hold every configured feature column: the base ones above, plus one DOUBLE
-# PRECISION column per further indicator, added by the run that first computes it.
-FEATURE_TABLES = (STOCK_FEATURES.name, STOCK_FEATURES_INTRADAY.name)
+# The recipe each SQL table of features was last written under (stock_pipeline.recipes): a run
+# whose configured recipe differs rewrites every row and empties the columns it no longer has.
+TABLE_RECIPES = sa.Table(
+    "table_recipes",
+    METADATA,
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("recipe", sa.Text, nullable=False),  # Recipe.to_json()
+    sa.Column("updated_at", _STAMP, nullable=False),
+)
+
 # Each ticker's latest row with every column of stock_features; PostgreSQL fixes a view's columns
 # when it is created, so the view is replaced whenever a column is added.
 LATEST_STOCK_DATA_VIEW = (

@@ -31,12 +31,12 @@ from tenacity import (
     wait_exponential,
 )
 
-from stock_pipeline.contract import FEATURE_TABLES, LATEST_STOCK_DATA_VIEW, STOCK_FEATURES
+from stock_pipeline.contract import LATEST_STOCK_DATA_VIEW, STOCK_FEATURES
 
 DB_URL_ENV = "STOCK_PIPELINE_DB_URL"
 DEFAULT_DB_URL = "sqlite:///data/stock_pipeline.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0005_special_session_flag"  # the newest migration; a test keeps this in step
+HEAD_REVISION = "0006_table_recipes"  # the newest migration; a test keeps this in step
 
 logger = logging.getLogger(__name__)
 # Alembic's `context` is process-global: one migration at a time
@@ -224,40 +224,26 @@ def at_head(connection: Connection) -> bool:
     return current == [HEAD_REVISION]
 
 
-def add_feature_columns(url: str, columns: list[str]) -> dict[str, list[str]]:
-    """Add to each feature table the configured feature columns it lacks (Alembic's add_column,
-    DOUBLE PRECISION, nullable); the columns added per table. Columns are never dropped: a
-    removed indicator keeps its column, which new rows leave empty."""
-    added: dict[str, list[str]] = {}
-    engine = create_db_engine(url)
-    try:
-        with connect(engine) as connection, connection.begin():
-            schema = inspect(connection)
-            for table in FEATURE_TABLES:
-                present = {column["name"] for column in schema.get_columns(table)}
-                missing = [column for column in columns if column not in present]
-                if missing:
-                    _add_float_columns(connection, table, missing)
-                    added[table] = missing
-            if STOCK_FEATURES.name in added and connection.dialect.name == "postgresql":
-                name, query = LATEST_STOCK_DATA_VIEW
-                connection.exec_driver_sql(f"CREATE OR REPLACE VIEW {name} AS {query}")
-    finally:
-        engine.dispose()
-    for table, names in added.items():
-        logger.info("%s: added columns %s for newly configured indicators", table, names)
-    return added
-
-
-def _add_float_columns(connection: Connection, table: str, columns: list[str]) -> None:
-    """Alembic's add_column for each column, DOUBLE PRECISION and nullable."""
+def add_float_columns(connection: Connection, table: str, columns: list[str]) -> list[str]:
+    """Add to `table` the `columns` it lacks (Alembic's add_column, DOUBLE PRECISION, nullable),
+    inside the caller's transaction; the columns added. On PostgreSQL the view of the latest rows
+    is replaced so that it shows them (a view's columns are fixed when it is created)."""
+    present = {column["name"] for column in inspect(connection).get_columns(table)}
+    missing = [column for column in columns if column not in present]
+    if not missing:
+        return []
     # imported here, as in apply_migrations: only a run with a new indicator pays for Alembic
     from alembic.migration import MigrationContext  # noqa: PLC0415
     from alembic.operations import Operations  # noqa: PLC0415
 
     operations = Operations(MigrationContext.configure(connection))
-    for column in columns:
+    for column in missing:
         operations.add_column(table, Column(column, DOUBLE_PRECISION))
+    if table == STOCK_FEATURES.name and connection.dialect.name == "postgresql":
+        name, query = LATEST_STOCK_DATA_VIEW
+        connection.exec_driver_sql(f"CREATE OR REPLACE VIEW {name} AS {query}")
+    logger.info("%s: added columns %s for newly configured indicators", table, missing)
+    return missing
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,6 @@ from stock_pipeline.configuration import configure_calendar
 from stock_pipeline.contract import RunStatus
 from stock_pipeline.db import (
     DatabaseUnavailableError,
-    add_feature_columns,
     database_url,
     driver_url,
     mask_secrets,
@@ -28,7 +27,6 @@ from stock_pipeline.db import (
 )
 from stock_pipeline.engine import start_local_workers
 from stock_pipeline.notify import Notifier, alert_for_saved, run_failed
-from stock_pipeline.pipelines.features.indicators import build_indicators
 from stock_pipeline.run_lock import DatabaseLock, FolderLock, Holder, RunLockedError
 from stock_pipeline.run_store import RUNS_DIR, RunStore, this_process
 
@@ -104,7 +102,8 @@ class RunContextHooks:
 
 class DatabaseHooks:
     """Migrate the database once per run, after the run's lock, before any node and before the
-    run record is stored; then give the feature tables a column for every configured indicator.
+    run record is stored. Columns that follow the configuration (a newly configured indicator's)
+    are added by the persistence node's save, where the graph shows it.
 
     A run whose pipeline writes SQL fails at once when the database is unreachable; any other run
     only warns (its record then stays a JSON file).
@@ -126,10 +125,6 @@ class DatabaseHooks:
             if writes_sql:
                 raise
             logger.warning("Database %s not migrated: %s", mask_url(url), error)
-            return
-        features = _parameter(catalog, "features", "indicators", None)
-        if writes_sql and features:
-            add_feature_columns(url, [c for i in build_indicators(features) for c in i.columns])
 
 
 class RunLockHooks:
@@ -217,7 +212,12 @@ class NotificationHooks:
 
 
 class RunRecordHooks:
-    """Record each run in data/08_reporting/runs and pipeline_runs; abandon killed runs' records."""
+    """Record each run in data/08_reporting/runs and pipeline_runs; abandon killed runs' records.
+
+    A node's entry covers its outputs' saves: a lazy save (a table computing its chunks as it
+    writes them) is the node's work, so its seconds, rows written and errors are the node's. The
+    record also names the version (`versions.<dataset>`) and the recipe (`recipes.<layer>`) of
+    every table the run wrote."""
 
     def __init__(
         self,
@@ -231,6 +231,8 @@ class RunRecordHooks:
         self._lock = threading.Lock()
         self._record: dict[str, Any] = {}
         self._node_started: dict[str, float] = {}
+        self._unsaved: dict[str, set[str]] = {}  # per node, the outputs not saved yet
+        self._saving: tuple[str, str] | None = None  # the (node, dataset) being saved
         self._store: RunStore | None = None
         self._keep_days = 365.0
         self._catalog: DataCatalog | None = None
@@ -241,7 +243,7 @@ class RunRecordHooks:
         self._catalog = catalog
         url = _database_url(run_params, self._db_url)
         self._store = RunStore(_project_path(run_params) / self._runs_dir, url)
-        self._node_started = {}
+        self._node_started, self._unsaved, self._saving = {}, {}, None
         self._record = {
             "run_id": str(run_params.get("run_id") or datetime.now(UTC).isoformat()),
             "pipeline": ",".join(run_params.get("pipeline_names") or ["__default__"]),
@@ -253,6 +255,7 @@ class RunRecordHooks:
             "nodes": {},
             "tickers": {"ok": [], "failed": {}},
             "versions": {},
+            "recipes": {},
             "error": None,
             **this_process(),
             "_clock": time.perf_counter(),
@@ -277,10 +280,51 @@ class RunRecordHooks:
 
     @hook_impl
     def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
-        """Note the node's duration, rows written, and the ticker outcomes a report carries."""
+        """Note the ticker outcomes a report carries; the node is done once its outputs are saved."""
         with self._lock:
-            entry = self._node_entry(node)
-            entry.update(status="success", rows_out=_total_rows(outputs))
+            self._node_entry(node.name)["rows_out"] = None
+            self._unsaved[node.name] = set(outputs)
+            for data in outputs.values():
+                if isinstance(data, dict) and isinstance(data.get("ticker_outcomes"), dict):
+                    self._record["tickers"] = data["ticker_outcomes"]
+        if not outputs:
+            self._finish_node(node)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, node: Node) -> None:
+        """Note which output is being saved: an error now is the node's."""
+        self._saving = (node.name, dataset_name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Node) -> None:
+        """Add the rows the save wrote to the node's, note the table's version and recipe, and
+        close the node's entry after its last output."""
+        dataset = self._catalog.get(dataset_name) if self._catalog is not None else None
+        latest = getattr(dataset, "latest_version", None)
+        version = latest() if callable(latest) else None
+        recipe = getattr(dataset, "saved_recipe", None)
+        written = getattr(dataset, "rows_written", None)
+        rows = written if written is not None else _total_rows({dataset_name: data})
+        with self._lock:
+            self._saving = None
+            entry = self._record.setdefault("nodes", {}).setdefault(node.name, {})
+            if rows is not None:
+                entry["rows_out"] = (entry.get("rows_out") or 0) + rows
+            if version is not None:
+                self._record.setdefault("versions", {})[dataset_name] = version
+            if recipe is not None:
+                self._record.setdefault("recipes", {})[recipe.layer] = recipe.record()
+            unsaved = self._unsaved.get(node.name, set())
+            unsaved.discard(dataset_name)
+        if not unsaved:
+            self._finish_node(node)
+
+    def _finish_node(self, node: Node) -> None:
+        """Close the node's entry: its time from start to its last save; log its line."""
+        with self._lock:
+            self._unsaved.pop(node.name, None)
+            entry = self._node_entry(node.name)
+            entry["status"] = "success"
             logger.info(
                 "%s: %s rows in, %s rows out, %.2f s",
                 node.name,
@@ -288,25 +332,12 @@ class RunRecordHooks:
                 _count(entry["rows_out"]),
                 entry.get("duration_seconds") or 0.0,
             )
-            for data in outputs.values():
-                if isinstance(data, dict) and isinstance(data.get("ticker_outcomes"), dict):
-                    self._record["tickers"] = data["ticker_outcomes"]
-
-    @hook_impl
-    def after_dataset_saved(self, dataset_name: str) -> None:
-        """Note the table version holding what a versioned table's save wrote (`versions.<name>`)."""
-        dataset = self._catalog.get(dataset_name) if self._catalog is not None else None
-        latest = getattr(dataset, "latest_version", None)
-        version = latest() if callable(latest) else None
-        if version is not None:
-            with self._lock:
-                self._record.setdefault("versions", {})[dataset_name] = version
 
     @hook_impl
     def on_node_error(self, error: Exception, node: Node) -> None:
         """Note which node failed and why."""
         with self._lock:
-            self._node_entry(node).update(status="failed", error=mask_secrets(str(error)))
+            self._node_entry(node.name).update(status="failed", error=mask_secrets(str(error)))
 
     @hook_impl
     def after_pipeline_run(self) -> None:
@@ -315,13 +346,24 @@ class RunRecordHooks:
 
     @hook_impl
     def on_pipeline_error(self, error: Exception) -> None:
-        """Close the record as a failure with the error and store it."""
-        self._finish(RunStatus.FAILED, mask_secrets(f"{type(error).__name__}: {error}"))
+        """Close the record as a failure with the error and store it; an error while a node's
+        output was being saved (a lazy table computing its chunks) is that node's."""
+        reason = mask_secrets(f"{type(error).__name__}: {error}")
+        with self._lock:
+            saving, self._saving = self._saving, None
+            if saving is not None:
+                node, dataset = saving
+                self._node_entry(node).update(
+                    status="failed", error=f"while saving {dataset}: {reason}"
+                )
+        if saving is not None:
+            logger.error("%s failed while saving %s: %s", saving[0], saving[1], reason)
+        self._finish(RunStatus.FAILED, reason)
 
-    def _node_entry(self, node: Node) -> dict[str, Any]:
-        """The node's entry with its duration filled in."""
-        entry = self._record.setdefault("nodes", {}).setdefault(node.name, {})
-        started = self._node_started.pop(node.name, None)
+    def _node_entry(self, name: str) -> dict[str, Any]:
+        """The node's entry with its duration (so far) filled in."""
+        entry = self._record.setdefault("nodes", {}).setdefault(name, {})
+        started = self._node_started.get(name)
         if started is not None:
             entry["duration_seconds"] = round(time.perf_counter() - started, 6)
         return entry

@@ -1,5 +1,6 @@
 """pandera schemas of the silver, primary and gold layers, attached in the catalog with `validator:`."""
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -111,7 +112,9 @@ class ChunkValidator:
         """The validated frame, or the chunks' functions wrapped to validate what they return."""
         if not isinstance(data, dict):
             return self._checked(data)
-        return {name: self._validated(load) for name, load in data.items()}
+        chunks = copy.copy(data)  # of the same class: a TableWrite keeps its recipe
+        chunks.update((name, self._validated(load)) for name, load in data.items())
+        return chunks
 
     def _checked(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The frame validated; an empty chunk (a bucket with nothing new) has nothing to check."""

@@ -14,6 +14,8 @@ from kedro.io import DataCatalog, DatasetError
 
 from stock_pipeline.contract import BUCKET_COLUMN, ticker_bucket
 from stock_pipeline.datasets import DeltaTableDataset
+from stock_pipeline.datasets.delta_table import TableWrite
+from stock_pipeline.recipes import Recipe
 from stock_pipeline.versions import load_table, table_versions
 
 TICKERS = ("AAA.NS", "BBB.NS", "CCC.NS")
@@ -106,6 +108,8 @@ WRITER = """
 import sys, time
 import numpy as np, pandas as pd
 from stock_pipeline.datasets import DeltaTableDataset
+from stock_pipeline.datasets.delta_table import TableWrite
+from stock_pipeline.recipes import Recipe
 
 path, marker = sys.argv[1], sys.argv[2]
 
@@ -156,3 +160,41 @@ def test_by_bucket_loads_one_function_per_bucket(tmp_path: Path):
     pd.testing.assert_frame_equal(together.reset_index(drop=True), stored, check_dtype=False)
     absent = DeltaTableDataset(str(tmp_path / "none"), load_args={"by_bucket": True}, optional=True)
     assert absent.load() == {}
+
+
+def test_a_table_write_records_its_recipe_and_an_overwrite_replaces_rows_and_columns(
+    tmp_path: Path,
+):
+    path = str(tmp_path / "t")
+    old = Recipe("gold", {"indicators": {"close": {}}}, 1)
+    new = Recipe("gold", {"indicators": {"cci_14": {}}}, 1)
+    DeltaTableDataset(path).save(TableWrite({"0": rows}, old))
+    stored = DeltaTableDataset(path).load()
+    assert stored.attrs == {"version": 0, "recipe": old.record()}
+
+    later = rows(tickers=("AAA.NS",), start="2024-01-08", sessions=1)
+    DeltaTableDataset(path).save(TableWrite({"0": lambda: later}, old))  # the incremental path
+    with pytest.raises(DatasetError, match="columns changed"):
+        DeltaTableDataset(path).save(TableWrite({"0": lambda: later.assign(x=1.0)}, old))
+
+    replaced = rows(tickers=("AAA.NS", "BBB.NS")).rename(columns={"close": "cci_14"})
+    dataset = DeltaTableDataset(path)
+    dataset.save(TableWrite({"0": lambda: replaced}, new, overwrite=True))
+    assert (dataset.saved_recipe, dataset.rows_written) == (new, len(replaced))
+    after = DeltaTableDataset(path).load()
+    pd.testing.assert_frame_equal(after, replaced, check_dtype=False)  # CCC.NS and close gone
+    assert after.attrs["recipe"] == new.record()
+    loaders = DeltaTableDataset(path, load_args={"by_bucket": True}).load()
+    assert (loaders.version, loaders.recipe) == (2, new)
+    before = load_table(path, version=1)  # earlier versions keep their own columns
+    assert "close" in before and "cci_14" not in before and len(before) == len(rows()) + 1
+
+
+def test_a_recipe_is_found_past_commits_that_record_none(tmp_path: Path):
+    path = str(tmp_path / "t")
+    recipe = Recipe("silver", {"ffill_limit": 2}, 1)
+    DeltaTableDataset(path).save(TableWrite({"0": rows}, recipe))
+    for day in range(40):  # appends without a recipe (as a compaction's commit carries none)
+        DeltaTableDataset(path).save(rows(start=f"2024-03-{day % 28 + 1:02d}", sessions=1))
+    assert DeltaTableDataset(path).load().attrs["recipe"] == recipe.record()
+    assert DeltaTableDataset(str(tmp_path / "none"), optional=True).load().attrs["recipe"] is None

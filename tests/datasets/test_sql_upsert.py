@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from stock_pipeline.contract import BAR_VALUES, FEATURES_BASE_COLUMNS, INDICATOR_BASE_COLUMNS
 from stock_pipeline.contract import KEY as CONTRACT_KEY
 from stock_pipeline.datasets import SQLUpsertDataset
-from stock_pipeline.db import add_feature_columns, upgrade_database
+from stock_pipeline.db import upgrade_database
 
 KEY = list(CONTRACT_KEY)
 
@@ -37,21 +37,22 @@ def make_features(tickers: tuple[str, ...] = ("AAA.NS", "BBB.NS"), days: int = 5
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    """A fresh database migrated to head, with ema_20 configured: a SQLite file, or a private
-    PostgreSQL schema."""
+    """A fresh database migrated to head: a SQLite file, or a private PostgreSQL schema."""
     url = (
         f"sqlite:///{tmp_path / 'stock.db'}"
         if request.param == "sqlite"
         else request.getfixturevalue("pg_url")
     )
     upgrade_database(url)
-    add_feature_columns(url, ["ema_20"])  # as a run does for its configured indicators
     return url
 
 
 def make_dataset(url: str, **kwargs) -> SQLUpsertDataset:
-    """The stock_features dataset as the catalog configures it."""
-    return SQLUpsertDataset(table="stock_features", keys=KEY, url=url, **kwargs)
+    """The stock_features dataset as the catalog configures it (a configured indicator's column
+    added on save)."""
+    return SQLUpsertDataset(
+        table="stock_features", keys=KEY, url=url, **{"add_columns": True, **kwargs}
+    )
 
 
 def query(url: str, sql: str) -> list[tuple]:
@@ -119,11 +120,10 @@ def test_load_filters_rows_and_columns(db_url):
     assert len(loaded) == 5
 
 
-def test_a_column_the_table_lacks_is_an_error_until_the_run_adds_it(db_url, caplog):
+def test_a_column_the_table_lacks_is_an_error_unless_columns_are_added(db_url, caplog):
     features = make_features().assign(obv=1.0)
-    with pytest.raises(DatasetError, match=r"stock_features has no columns \['obv'\]"):
-        make_dataset(db_url).save(features)
-    add_feature_columns(db_url, ["obv"])  # what DatabaseHooks does for configured indicators
+    with pytest.raises(DatasetError, match=r"stock_features has no columns \['ema_20', 'obv'\]"):
+        make_dataset(db_url, add_columns=False).save(features)
     with caplog.at_level(logging.INFO, logger="stock_pipeline.datasets.sql_upsert"):
         make_dataset(db_url).save(features)
     assert "10 inserted, 0 updated, 0 unchanged" in caplog.text

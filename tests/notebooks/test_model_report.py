@@ -25,7 +25,7 @@ def training_outputs() -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     params = project_parameters("training")
     params["model"] = {**params["model"], "n_estimators": 30, "min_child_samples": 40}
     params["validation"] = {**params["validation"], "min_train_dates": 150}
-    model_input, version = build_model_input(features, None, params)
+    model_input, version = build_model_input(features, params)
     decision = {
         "train": True,
         "reason": "forced (training.force=true)",

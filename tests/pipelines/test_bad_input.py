@@ -75,7 +75,7 @@ def run_slice(csv_dir: Path, tmp_path: Path, max_failed_ratio: float) -> DataCat
             "run_context": MemoryDataset(RUN_CONTEXT),
             **{
                 name: KeptDataset()
-                for name in ("ingestion_report", "quality_report", "quarantine", "prices")
+                for name in ("ingestion_report", "quality_report", "quarantine", "prices@table")
             },
         }
     )
@@ -90,7 +90,9 @@ def test_each_bad_file_fails_alone_with_its_reason(csv_dir: Path, tmp_path: Path
     assert set(failed) == {*BAD_FILES, "MISSING.NS"}
     assert all(reason for reason in failed.values())
     assert "MISSING.NS" in failed and "no" in failed["MISSING.NS"].lower()
-    prices = pd.concat(rows() for rows in catalog.load("prices").values())  # one frame per bucket
+    prices = pd.concat(
+        rows() for rows in catalog.load("prices@table").values()
+    )  # one frame per bucket
     assert set(prices["ticker"]) == {"TCS.NS", "GOOD.NS", "MIXED.NS"}
     assert prices.groupby("ticker").size()["TCS.NS"] == prices.groupby("ticker").size()["GOOD.NS"]
 

@@ -145,3 +145,68 @@ def test_node_names_end_in_node_and_functions_are_verbs_without_it(pipelines):
             if function.split("_")[0] not in VERBS:
                 problems.add(f"function {function} does not start with a verb")
     assert problems == set()
+
+
+def _store(entry: dict[str, Any]) -> str | None:
+    """Where an entry keeps its data: a path, or a SQL table (a wrapped dataset's own store)."""
+    if isinstance(entry.get("dataset"), dict):
+        return _store(entry["dataset"])
+    if "table" in entry:
+        return f"sql:{entry['table']}"
+    return entry.get("filepath") or entry.get("path")
+
+
+def _base(name: str) -> str:
+    """The name without its transcoding (`prices@buckets` -> `prices`)."""
+    return name.split("@", 1)[0]
+
+
+def test_entries_of_one_store_are_transcodings_or_state_read_before_the_write(
+    pipelines, catalog_config
+):
+    """One stored table, one name: a second loader of it is a transcoding (`prices@table`,
+    `prices@buckets`), so Kedro orders its readers after the writer and kedro-viz draws one
+    dataset. The one exception Kedro itself imposes: the stored state a table's writer resumes
+    from (what the table held before this run), which Kedro forbids to share the writer's name
+    even transcoded ("A node cannot have the same inputs and outputs even if they are
+    transcoded"). Such an entry may be read only by the writing node or by nodes upstream of it,
+    so every read of it sees the previous run's table."""
+    stores: dict[str, list[str]] = {}
+    for name, entry in catalog_config.items():
+        if (store := _store(entry)) is not None:
+            stores.setdefault(store, []).append(name)
+    problems = []
+    for store, names in stores.items():
+        if len({_base(name) for name in names}) == 1:
+            continue
+        for pipeline in pipelines.values():
+            used = [name for name in names if name in pipeline.datasets()]
+            writers = [node for node in pipeline.nodes if set(node.outputs) & set(used)]
+            if not writers:  # a stage run alone reads what earlier runs stored
+                continue
+            written = {_base(output) for node in writers for output in node.outputs}
+            before_write = {
+                node.name for writer in writers for node in pipeline.to_nodes(writer.name).nodes
+            }
+            problems += [
+                f"{name} ({store}) is read by {node.name}, which does not run before its writer"
+                for name in used
+                if _base(name) not in written
+                for node in pipeline.only_nodes_with_inputs(name).nodes
+                if node.name not in before_write
+            ]
+    assert sorted(set(problems)) == []
+
+
+def test_hooks_import_no_pipeline():
+    """Hooks do run-level work only: a pipeline's work belongs to its nodes."""
+    tree = ast.parse((PROJECT_ROOT / "src/stock_pipeline/hooks.py").read_text(encoding="utf-8"))
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert {name for name in imported if name.startswith("stock_pipeline.pipelines")} == set()

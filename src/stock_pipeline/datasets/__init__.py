@@ -11,24 +11,24 @@ _MODULES = {
     "AppendParquetDataset": "append_parquet",
     "BronzeDataset": "bronze",
     "DeltaTableDataset": "delta_table",
-    "DeltaVersionDataset": "delta_table",
     "MergeParquetDataset": "parquet",
     "NotebookReportDataset": "notebook_report",
     "OptionalPartitionedDataset": "partitions",
     "SkipEmptyDataset": "skip_empty",
     "SQLUpsertDataset": "sql_upsert",
+    "TableRecipeDataset": "sql_upsert",
 }
 
 __all__ = [
     "AppendParquetDataset",
     "BronzeDataset",
     "DeltaTableDataset",
-    "DeltaVersionDataset",
     "MergeParquetDataset",
     "NotebookReportDataset",
     "OptionalPartitionedDataset",
     "SQLUpsertDataset",
     "SkipEmptyDataset",
+    "TableRecipeDataset",
 ]
 
 

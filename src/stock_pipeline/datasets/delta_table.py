@@ -21,15 +21,37 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
-from kedro.io import AbstractDataset, AbstractVersionedDataset, DatasetError, Version
+from kedro.io import AbstractVersionedDataset, DatasetError, Version
 
 from stock_pipeline.contract import BUCKET_COLUMN, KEY, ticker_bucket
+from stock_pipeline.recipes import Recipe
 
 logger = logging.getLogger(__name__)
 
 LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket", "last_per_ticker")
 # chunks written at once: Arrow conversion, Parquet writing and NumPy checks release the GIL
 WRITE_THREADS = min(4, os.cpu_count() or 1)
+RECIPE_KEY = "recipe"  # the commit metadata that holds the recipe the rows were written under
+RECIPE_SEARCH_COMMITS = 32  # newest commits searched first (compactions and vacuums carry none)
+
+
+class TableWrite(dict):
+    """Chunks for `DeltaTableDataset.save` ({name: frame, or function returning one}) with the
+    `recipe` that made them; `overwrite` replaces the whole table, columns included (a changed
+    recipe), instead of each ticker's rows from its first date."""
+
+    def __init__(self, chunks: dict[Any, Any], recipe: Recipe | None, overwrite: bool = False):
+        super().__init__(chunks)
+        self.recipe = recipe
+        self.overwrite = overwrite
+
+
+class BucketLoaders(dict):
+    """{bucket: function loading its rows}, as a `by_bucket` load returns, with the table's
+    `version` and stored `recipe` (None for a table not written yet or written before recipes)."""
+
+    version: int | None = None
+    recipe: Recipe | None = None
 
 
 def _last_rows(dataset: Any, selected: pc.Expression | None, columns: list[str] | None) -> pa.Table:
@@ -57,7 +79,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     always included; those the table lacks are left out), `by_bucket` (one loading function per
     bucket, as a PartitionedDataset loads, so a node holds one bucket at a time),
     `last_per_ticker` (only each ticker's latest row: where a run resumes, without holding every
-    key). With `optional`, a table not written yet loads as an
+    key). A loaded frame's `attrs` name its `version` and `recipe` (what made the rows, as
+    `Recipe.record()`; saves of a `TableWrite` record it in the commit). With `optional`, a table not written yet loads as an
     empty frame with the key columns (a first run's stored state). `retention_versions` keeps that
     many latest versions loadable (a vacuum after each save); `max_files` compacts small files
     (one more version) once the table holds more. Versioning is the table's own: no `versioned:`.
@@ -89,6 +112,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         self._max_files = max_files
         self._optional = optional
         self.metadata = metadata
+        self.saved_recipe: Recipe | None = None  # the recipe of the last save (the run record's)
+        self.rows_written = 0  # rows written by the last save
 
     def _describe(self) -> dict[str, Any]:
         return {
@@ -124,23 +149,32 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         table = DeltaTable(str(self._filepath))
         return [str(entry["version"]) for entry in table.history()]
 
-    def load(self) -> pd.DataFrame | dict[str, Callable[[], pd.DataFrame]]:
+    def load(self) -> pd.DataFrame | BucketLoaders:
         """The stored rows (of `load_args`' tickers, dates and columns), sorted by ticker then date;
         with `by_bucket`, a function per bucket that loads them."""
         if self._optional and not self._exists():
             if self._load_args.get("by_bucket"):
-                return {}
-            return pd.DataFrame(
+                return BucketLoaders()
+            empty = pd.DataFrame(
                 {"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="datetime64[us]")}
             )
+            empty.attrs.update(version=None, recipe=None)
+            return empty
         table = self._table()
         if self._load_args.get("by_bucket"):
             buckets = sorted({int(values[BUCKET_COLUMN]) for values in table.partitions()})
-            return {
-                str(bucket): partial(self._bucket_rows, table.version(), bucket)
-                for bucket in buckets
-            }
-        return self._rows(table)
+            loaders = BucketLoaders(
+                {
+                    str(bucket): partial(self._bucket_rows, table.version(), bucket)
+                    for bucket in buckets
+                }
+            )
+            loaders.version, loaders.recipe = table.version(), stored_recipe(table)
+            return loaders
+        frame = self._rows(table)
+        recipe = stored_recipe(table)
+        frame.attrs.update(version=table.version(), recipe=recipe and recipe.record())
+        return frame
 
     def _bucket_rows(self, version: int, bucket: int) -> pd.DataFrame:
         """One bucket's rows at `version` (picklable, so a dask worker can load them itself)."""
@@ -192,11 +226,14 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
 
         `data` is a frame, or chunks of it as {name: function returning a frame} (as a
         PartitionedDataset saves lazily), computed and written a few at a time (WRITE_THREADS) so
-        memory holds a few chunks."""
+        memory holds a few chunks; a `TableWrite` also names its recipe, and may replace the
+        whole table."""
         path = str(self._filepath)
         Path(path).mkdir(parents=True, exist_ok=True)
         table = DeltaTable(path) if self._exists() else None
-        writer = _ReplaceWriter(path, table)
+        recipe = data.recipe if isinstance(data, TableWrite) else None
+        overwrite = isinstance(data, TableWrite) and data.overwrite
+        writer = _ReplaceWriter(path, table, recipe, overwrite)
         chunks = list(data.values()) if isinstance(data, dict) else [data]
         with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
             pending = [
@@ -211,6 +248,7 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
                     future.cancel()  # nothing is committed: the staged files stay invisible
                 raise
         writer.commit()
+        self.saved_recipe, self.rows_written = recipe, writer.rows
         if table is not None or writer.rows:
             table = DeltaTable(path)
             self._prune(table)
@@ -232,30 +270,6 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
             )
 
 
-class DeltaVersionDataset(AbstractDataset[None, str | None]):
-    """The latest version id of a Delta table, as text ("12"), or None before its first save.
-
-    Read-only: what a node needs to name the data it read (training's data_version, the same id as
-    the run record's versions.features and the API's X-Data-Version)."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
-        self._filepath = str(filepath)
-        self.metadata = metadata
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath}
-
-    def load(self) -> str | None:
-        """The table's newest version id, None when no table is stored."""
-        if not DeltaTable.is_deltatable(self._filepath):
-            return None
-        return str(DeltaTable(self._filepath).version())
-
-    def save(self, data: None) -> None:
-        """Versions are written by saving the table itself."""
-        raise DatasetError(f"{self._filepath}: a table version is read-only")
-
-
 def _to_arrow(data: pd.DataFrame) -> pa.Table:
     """The frame with its bucket column, dates at microseconds (Delta's timestamp resolution)."""
     frame = data.reset_index(drop=True)
@@ -275,11 +289,14 @@ class _ReplaceWriter:
     hold rows being replaced. Nothing is visible until the commit. Chunks may be written from
     several threads: a bucket's files are replaced by one chunk at a time."""
 
-    def __init__(self, path: str, table: DeltaTable | None):
+    def __init__(self, path: str, table: DeltaTable | None, recipe: Recipe | None, overwrite: bool):
         self.path = path
         self.table = table
-        self.schema = pa.schema(table.schema().to_arrow()) if table is not None else None
-        self.stored = _stored_files(table) if table is not None else {}
+        self.recipe = recipe
+        self.overwrite = overwrite
+        kept = table is not None and not overwrite  # an overwrite starts from no stored file
+        self.schema = pa.schema(table.schema().to_arrow()) if kept else None
+        self.stored = _stored_files(table) if kept else {}
         self.adds: dict[str, AddAction] = {}
         self.removes: list[RemoveAction] = []
         self.tickers: set[str] = set()
@@ -301,9 +318,10 @@ class _ReplaceWriter:
             if self.schema is None:
                 self.schema = pa.schema(rows.schema)
         if set(rows.schema.names) != set(self.schema.names):
+            changed = sorted(set(rows.schema.names) ^ set(self.schema.names))
             raise DatasetError(
-                f"{self.path}: the columns changed ({sorted(set(rows.schema.names) ^ set(self.schema.names))}); "
-                "rebuild this table (`kedro run --params=rebuild=true` after deleting the folder)"
+                f"{self.path}: the columns changed ({changed}) in a save that keeps stored rows; "
+                "a changed recipe rewrites the whole table (TableWrite(..., overwrite=True))"
             )
         rows = rows.select(self.schema.names).cast(self.schema)
         buckets = rows.column(BUCKET_COLUMN).to_numpy()
@@ -355,9 +373,20 @@ class _ReplaceWriter:
             self.stored.setdefault(bucket, []).append(name)
 
     def commit(self) -> None:
-        """One transaction: the new files and the removed ones (nothing when nothing changed)."""
+        """One transaction: the new files and the removed ones (nothing when nothing changed); an
+        overwrite replaces every stored file and the schema."""
         adds = list(self.adds.values())
-        if self.table is None:
+        if self.overwrite and self.table is not None:
+            if self.schema is None:  # nothing computed: an empty table of the stored columns
+                self.schema = pa.schema(self.table.schema().to_arrow())
+            self.table.create_write_transaction(
+                adds,
+                mode="overwrite",
+                schema=Schema.from_arrow(self.schema),
+                partition_by=[BUCKET_COLUMN],
+                commit_properties=self._properties(),
+            )
+        elif self.table is None:
             if adds:
                 create_table_with_add_actions(
                     self.path,
@@ -377,7 +406,23 @@ class _ReplaceWriter:
 
     def _properties(self) -> CommitProperties:
         """The commit's own record of what it wrote (shown by `DeltaTable.history()`)."""
-        return CommitProperties(custom_metadata={"rows_written": str(self.rows)})
+        metadata = {"rows_written": str(self.rows)}
+        if self.recipe is not None:
+            metadata[RECIPE_KEY] = self.recipe.to_json()
+        return CommitProperties(custom_metadata=metadata)
+
+
+def stored_recipe(table: DeltaTable) -> Recipe | None:
+    """The recipe of the table's newest commit that records one (None: written before recipes);
+    the newest commits are read first, the whole log only when they hold none."""
+    for limit in (RECIPE_SEARCH_COMMITS, None):
+        history = table.history(limit=limit)
+        for commit in history:  # newest first
+            if RECIPE_KEY in commit:
+                return Recipe.from_json(commit[RECIPE_KEY])
+        if limit is None or len(history) < limit:
+            return None
+    return None
 
 
 def _stored_files(table: DeltaTable) -> dict[int, list[str]]:

@@ -17,7 +17,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from stock_pipeline.atomic import write_json_atomically
-from stock_pipeline.db import connect, create_db_engine, mask_url
+from stock_pipeline.contract import TABLE_RECIPES
+from stock_pipeline.db import add_float_columns, connect, create_db_engine, mask_url
+from stock_pipeline.recipes import Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +33,12 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     Each save is one transaction: the rows go to a temporary staging table (a CSV COPY on
     PostgreSQL), then one INSERT ... ON CONFLICT (keys) DO UPDATE ... WHERE the stored row differs
     merges the staged rows that are new or different. A frame column the table lacks is an error,
-    never a silent drop; NaN is stored as NULL. The schema is not migrated here: the run's hook
-    (or `make db-upgrade`) creates the tables and the configured indicators' columns first.
+    never a silent drop, unless `add_columns` (the feature tables: a newly configured indicator's
+    column is added, DOUBLE PRECISION); NaN is stored as NULL. A frame whose `attrs["recipe"]`
+    names a recipe (stock_pipeline.recipes) records it in `table_recipes`; when it differs from
+    the stored one the frame is the whole table: the float columns it lacks (indicators no longer
+    configured) are emptied and the stored rows it lacks are deleted. Tables are created by the migrations (`make db-upgrade`,
+    and every run's hook).
 
     Example catalog entry::
 
@@ -42,6 +48,7 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
           keys: [ticker, date]
           url: ${db_url:}
           report_filepath: data/08_reporting/persistence/persistence_report.json
+          add_columns: true
           load_args: {columns: [ticker, date, close], filters: {ticker: [INFY.NS]}}
     """
 
@@ -53,6 +60,7 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         url: str,
         load_args: dict[str, Any] | None = None,
         report_filepath: str | None = None,
+        add_columns: bool = False,
         connect_attempts: int = 5,
         retry_wait: float = 1.0,
         metadata: dict[str, Any] | None = None,
@@ -62,6 +70,8 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._url = url
         self._load_args = dict(load_args or {})
         self._report_filepath = Path(report_filepath) if report_filepath else None
+        self._add_columns = add_columns
+        self.saved_recipe: Recipe | None = None  # the recipe of the last save (the run record's)
         self._connect_attempts = connect_attempts
         self._retry_wait = retry_wait
         self._engine = create_db_engine(url)
@@ -102,18 +112,30 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """Upsert `data` in one transaction, then log (and optionally write) what changed."""
         self._check_keys(data)
         started = time.perf_counter()
+        recipe = Recipe.from_record(data.attrs.get("recipe"))
         with self._connect() as connection, connection.begin():
+            if connection.dialect.name == "postgresql":  # saves to one table queue here
+                connection.execute(
+                    sa.text(
+                        "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.' || :table))"
+                    ),
+                    {"table": self._table},
+                )
             types = _column_types(connection, self._table)
             lacking = [name for name in data.columns if name not in types]
-            if lacking:  # never a silent drop: a run adds configured indicators' columns first
-                raise DatasetError(
-                    f"{self._table} has no columns {lacking}: `kedro run` adds the columns of "
-                    "configured indicators before its first node (DatabaseHooks)"
-                )
+            if lacking and self._add_columns:
+                add_float_columns(connection, self._table, lacking)
+                types, lacking = _column_types(connection, self._table), []
+            if lacking:  # never a silent drop
+                raise DatasetError(f"{self._table} has no columns {lacking}")
+            changed = recipe is not None and self._follow_recipe(
+                connection, recipe, data.columns, types
+            )
             columns = list(data.columns)
             merge = _PostgresMerge if connection.dialect.name == "postgresql" else _SQLiteMerge
             merge_rows = merge(connection, self._table, self._keys, list(types), columns)
-            inserted, updated = merge_rows.run(_to_arrow(data, columns, types))
+            inserted, updated = merge_rows.run(_to_arrow(data, columns, types), replace=changed)
+        self.saved_recipe = recipe
         report = {
             "table": self._table,
             "database": mask_url(self._url),
@@ -135,6 +157,47 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if self._report_filepath:
             write_json_atomically(report, self._report_filepath)
 
+    def _follow_recipe(
+        self,
+        connection: Connection,
+        recipe: Recipe,
+        columns: pd.Index,
+        types: dict[str, sa.types.TypeEngine],
+    ) -> bool:
+        """Record `recipe` as the table's; whether it replaces another (or none was recorded).
+        Then the rows given are the whole table (persistence's node gives every row), so the
+        float columns they lack (indicators no longer configured) are emptied, and the stored
+        rows they lack are deleted by the merge: no stale value remains."""
+        stored = connection.execute(
+            sa.select(TABLE_RECIPES.c.recipe).where(TABLE_RECIPES.c.table_name == self._table)
+        ).scalar_one_or_none()
+        if stored is not None and Recipe.from_json(stored).fingerprint == recipe.fingerprint:
+            return False
+        dropped = [
+            name
+            for name, kind in types.items()
+            if name not in columns and isinstance(kind, sa.Float | sa.Numeric)
+        ]
+        if dropped:
+            quote = connection.dialect.identifier_preparer.quote
+            assignments = ", ".join(f"{quote(name)} = NULL" for name in dropped)
+            connection.exec_driver_sql(f"UPDATE {quote(self._table)} SET {assignments}")
+            logger.info("%s: columns no longer configured emptied: %s", self._table, dropped)
+        values = {
+            "fingerprint": recipe.fingerprint,
+            "recipe": recipe.to_json(),
+            "updated_at": pd.Timestamp.now(tz="UTC").to_pydatetime(),
+        }
+        if stored is None:
+            connection.execute(TABLE_RECIPES.insert().values(table_name=self._table, **values))
+        else:
+            connection.execute(
+                TABLE_RECIPES.update()
+                .where(TABLE_RECIPES.c.table_name == self._table)
+                .values(**values)
+            )
+        return True
+
     def _check_keys(self, data: pd.DataFrame) -> None:
         """Fail before touching the database when key columns are missing, null or repeated."""
         missing = [key for key in self._keys if key not in data.columns]
@@ -149,6 +212,35 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 raise DatasetError(
                     f"{self._table}: {int(mask.sum())} rows have {problem}, e.g. {examples}"
                 )
+
+
+class TableRecipeDataset(AbstractDataset[None, Recipe | None]):
+    """The recipe a SQL table was last written under (`table_recipes`), None before its first
+    save with one: what persistence compares the configured recipe with. Read-only: a save of
+    the table itself (SQLUpsertDataset) records it."""
+
+    def __init__(self, *, table: str, url: str, metadata: dict[str, Any] | None = None):
+        self._table = table
+        self._url = url
+        self._engine = create_db_engine(url)
+        self.metadata = metadata
+
+    def _describe(self) -> dict[str, Any]:
+        return {"table": self._table, "url": mask_url(self._url)}
+
+    def load(self) -> Recipe | None:
+        """The stored recipe (None when none is, or when the database lacks `table_recipes`)."""
+        with connect(self._engine) as connection:
+            if not sa.inspect(connection).has_table(TABLE_RECIPES.name):
+                return None
+            stored = connection.execute(
+                sa.select(TABLE_RECIPES.c.recipe).where(TABLE_RECIPES.c.table_name == self._table)
+            ).scalar_one_or_none()
+        return Recipe.from_json(stored)
+
+    def save(self, data: None) -> None:
+        """Recipes are recorded by saving the table itself."""
+        raise DatasetError(f"{self._table}: its recipe is read-only")
 
 
 class _Merge(abc.ABC):
@@ -175,8 +267,9 @@ class _Merge(abc.ABC):
         self.table_columns = [quote(column) for column in table_columns]
         self.values = [column for column in self.columns if column not in self.keys]
 
-    def run(self, rows: pa.Table) -> tuple[int, int]:
-        """Merge `rows` (holding the written columns); returns (inserted, updated)."""
+    def run(self, rows: pa.Table, replace: bool = False) -> tuple[int, int]:
+        """Merge `rows` (holding the written columns); with `replace`, delete the stored rows whose
+        key they lack (the rows are the whole table); returns (inserted, updated)."""
         self.create_stage()
         self.load_stage(rows)
         existing = self.connection.exec_driver_sql(
@@ -188,6 +281,13 @@ class _Merge(abc.ABC):
                 affected = self.connection.exec_driver_sql(self.merge_sql()).rowcount
         except IntegrityError as error:
             raise DatasetError(self.rejection(error)) from None
+        if replace:
+            deleted = self.connection.exec_driver_sql(
+                f"DELETE FROM {self.target} AS t WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {self.stage} AS s WHERE {self.key_match})"
+            ).rowcount
+            if deleted:
+                logger.info("%s: %d rows no longer in the data deleted", self.table, deleted)
         inserted = rows.num_rows - existing
         return inserted, affected - inserted
 
@@ -240,13 +340,9 @@ class _Merge(abc.ABC):
 
 
 class _PostgresMerge(_Merge):
-    """CSV COPY into an ON COMMIT DROP staging table; saves to one table queue on a lock."""
+    """CSV COPY into an ON COMMIT DROP staging table (the save holds the table's lock)."""
 
     def create_stage(self) -> None:
-        self.connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.' || :table))"),
-            {"table": self.table},
-        )
         self.connection.exec_driver_sql(
             f"CREATE TEMPORARY TABLE {self.stage} ON COMMIT DROP AS "
             f"SELECT {', '.join(self.columns)} FROM {self.target} WITH NO DATA"
@@ -325,8 +421,8 @@ class _SQLiteMerge(_Merge):
                 values,
             )
 
-    def run(self, rows: pa.Table) -> tuple[int, int]:
-        counts = super().run(rows)
+    def run(self, rows: pa.Table, replace: bool = False) -> tuple[int, int]:
+        counts = super().run(rows, replace)
         self.connection.exec_driver_sql(f"DROP TABLE {self.stage}")
         return counts
 

@@ -212,7 +212,7 @@ def test_stored_tickers_are_cleaned_from_their_new_rows_plus_the_lookback():
 def test_changed_prices_have_the_contract_columns():
     raw = bronze().drop(columns="ticker")
     report = {"tickers": {"AAA.NS": {"status": "created"}}}
-    silver, prices, changes, _, _ = validate_bronze(
+    prices, silver, changes, _, _ = validate_bronze(
         {"AAA.NS": lambda: raw}, report, NO_SILVER, PARAMS, False, RUN_CONTEXT, {"engine": "local"}
     )
     assert changes["since"].isna().all()  # a new ticker: the whole history changed
@@ -254,7 +254,7 @@ def test_pipeline_slice_reports_quality_per_ticker(tmp_path):
             "quarantine": MemoryDataset(),
             # kept on disk: the runner releases a memory dataset once its last reader has run
             "quality_report": JSONDataset(filepath=str(tmp_path / "quality_report.json")),
-            "prices": MemoryDataset(),
+            "prices@table": MemoryDataset(),
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)
@@ -273,4 +273,4 @@ def test_pipeline_slice_reports_quality_per_ticker(tmp_path):
     assert "delisted" in report["tickers"]["BBB.NS"]["reason"]
     assert report["summary"]["tickers_failed"] == {"BBB.NS": "NoDataError: delisted"}
     assert len(catalog.load("quarantine")) == 1
-    assert sum(len(rows()) for rows in catalog.load("prices").values()) == 39
+    assert sum(len(rows()) for rows in catalog.load("prices@table").values()) == 39

@@ -1,5 +1,6 @@
 """Indicators follow TA-Lib, stay inside their ticker, and drop the warm-up."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +12,19 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from stock_pipeline.contract import FEATURES_BASE_COLUMNS, SESSION_FLAG_COLUMNS, ticker_bucket
+from stock_pipeline.datasets.delta_table import BucketLoaders
 from stock_pipeline.pipelines.features import create_pipeline
 from stock_pipeline.pipelines.features.indicators import (
     CONTRACT_INDICATORS,
     IndicatorConfigError,
     build_indicators,
 )
-from stock_pipeline.pipelines.features.nodes import _recent_rows, compute_features, update_features
+from stock_pipeline.pipelines.features.nodes import (
+    _recent_rows,
+    compute_features,
+    configured_recipe,
+    update_features,
+)
 
 CONFIGURED = Path(__file__).resolve().parents[3] / "conf/base/parameters_features.yml"
 PARAMS = {"price_column": "close", "drop_warmup": True, "indicators": CONTRACT_INDICATORS}
@@ -176,17 +183,20 @@ def test_duplicate_columns_are_rejected():
 LOCAL = {"engine": "local"}
 
 
-def by_bucket(stored: pd.DataFrame, buckets: dict) -> dict:
-    """Gold's rows as `feature_dates` loads them: a function per bucket (every row in each)."""
-    return {bucket: (lambda: stored) for bucket in buckets}
+def by_bucket(stored: pd.DataFrame, buckets: dict, params: dict = PARAMS) -> BucketLoaders:
+    """Gold's rows as `feature_dates` loads them: a function per bucket (every row in each), the
+    table written under the recipe `params` configure."""
+    loaders = BucketLoaders({bucket: (lambda: stored) for bucket in buckets})
+    loaders.version, loaders.recipe = 3, configured_recipe(params, None)
+    return loaders
 
 
 def test_pipeline_runs_on_an_in_memory_catalog():
     catalog = DataCatalog(
         {
-            "price_history": MemoryDataset({str(ticker_bucket("AAA.NS")): prices}),
+            "prices@buckets": MemoryDataset(BucketLoaders({str(ticker_bucket("AAA.NS")): prices})),
             "price_changes": MemoryDataset(pd.DataFrame({"ticker": ["AAA.NS"], "since": [pd.NaT]})),
-            "feature_dates": MemoryDataset({}),  # no gold stored yet
+            "feature_dates": MemoryDataset(BucketLoaders()),  # no gold stored yet
             "params:features": MemoryDataset(PARAMS),
             "params:rebuild": MemoryDataset(False),
             "params:compute": MemoryDataset(LOCAL),
@@ -205,10 +215,14 @@ def updated_rows(updated: dict) -> pd.DataFrame:
 
 def test_only_the_rows_from_each_tickers_first_changed_date_are_updated():
     history = pd.concat([prices("AAA.NS"), prices("BBB.NS", seed=9)], ignore_index=True)
-    buckets = {
-        str(bucket): lambda bucket=bucket: history[history["ticker"].map(ticker_bucket) == bucket]
-        for bucket in set(history["ticker"].map(ticker_bucket))
-    }
+    buckets = BucketLoaders(
+        {
+            str(bucket): lambda bucket=bucket: history[
+                history["ticker"].map(ticker_bucket) == bucket
+            ]
+            for bucket in set(history["ticker"].map(ticker_bucket))
+        }
+    )
     full = compute_features(history, PARAMS)
     since = history.loc[history["ticker"] == "AAA.NS", "date"].iloc[-3]
     changes = pd.DataFrame({"ticker": ["AAA.NS"], "since": [since]})
@@ -250,7 +264,7 @@ def test_a_daily_update_reads_only_the_memory_and_equals_a_rebuild():
         [prices(f"T{seed}.NS", sessions=3 * memory, seed=seed) for seed in range(4)],
         ignore_index=True,
     )
-    buckets = {"0": lambda: history}
+    buckets = BucketLoaders({"0": lambda: history})
     full = compute_features(history, params)
     days = np.sort(history["date"].unique())
     indicators = build_indicators(params["indicators"])
@@ -259,7 +273,12 @@ def test_a_daily_update_reads_only_the_memory_and_equals_a_rebuild():
         changes = pd.DataFrame({"ticker": ["T1.NS"], "since": [changed]})
         updated = updated_rows(
             update_features(
-                buckets, changes, by_bucket(gold, buckets), params, rebuild=False, compute=LOCAL
+                buckets,
+                changes,
+                by_bucket(gold, buckets, params),
+                params,
+                rebuild=False,
+                compute=LOCAL,
             )
         )
         expected = full[
@@ -271,6 +290,53 @@ def test_a_daily_update_reads_only_the_memory_and_equals_a_rebuild():
     recent, anchors = _recent_rows(history, daily, last_rows, indicators)
     assert len(recent) == 4 * (memory + 1 + 5)  # the memory, the anchor row, the new sessions
     assert list(anchors.index) == sorted(last_rows.index)
+
+
+@pytest.mark.parametrize(
+    ("change", "described"),
+    [
+        (lambda specs: [*specs, {"talib": "CCI", "timeperiod": 14}], "added cci_14"),
+        (lambda specs: specs[:-1], "removed adx_14"),
+        (
+            lambda specs: [
+                {**spec, "fastperiod": 10} if spec.get("name") == "macd" else spec for spec in specs
+            ],
+            "changed macd, macd_signal, macd_hist",
+        ),
+    ],
+)
+def test_a_changed_indicator_list_recomputes_every_row_and_replaces_the_table(
+    change, described, caplog
+):
+    """Gold written under one recipe, then a run configured with another: every ticker from its
+    first bar, the whole table replaced (its columns too), the log saying why. The incremental
+    path must never keep the old recipe (a newly configured indicator silently left empty)."""
+    configured = PARAMS | {
+        "indicators": [*PARAMS["indicators"], {"talib": "ADX", "timeperiod": 14}]
+    }
+    history = pd.concat([prices("AAA.NS"), prices("BBB.NS", seed=9)], ignore_index=True)
+    buckets = BucketLoaders({"0": lambda: history})
+    stored = compute_features(history, configured)
+    params = configured | {"indicators": change(configured["indicators"])}
+    since = history["date"].iloc[-2]
+    changes = pd.DataFrame({"ticker": ["AAA.NS"], "since": [since]})  # only one new session
+    with caplog.at_level(logging.INFO):
+        written = update_features(
+            buckets, changes, by_bucket(stored, buckets, configured), params, False, LOCAL
+        )
+    assert written.overwrite and written.recipe == configured_recipe(params, None)
+    assert f"features recipe changed ({described})" in caplog.text
+    pd.testing.assert_frame_equal(updated_rows(written), compute_features(history, params))
+
+
+def test_an_unchanged_recipe_keeps_the_incremental_path():
+    history = prices("AAA.NS")
+    buckets = BucketLoaders({"0": lambda: history})
+    stored = compute_features(history, PARAMS)
+    changes = pd.DataFrame({"ticker": ["AAA.NS"], "since": [history["date"].iloc[-1]]})
+    written = update_features(buckets, changes, by_bucket(stored, buckets), PARAMS, False, LOCAL)
+    assert not written.overwrite
+    assert len(updated_rows(written)) == 1
 
 
 def assert_equal_within_precision(left: pd.DataFrame, right: pd.DataFrame) -> None:

@@ -18,10 +18,9 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset, Version
 from kedro.runner import SequentialRunner
 
-from stock_pipeline.datasets import DeltaTableDataset, SQLUpsertDataset
-from stock_pipeline.db import add_feature_columns, upgrade_database
+from stock_pipeline.datasets import DeltaTableDataset, SQLUpsertDataset, TableRecipeDataset
+from stock_pipeline.db import upgrade_database
 from stock_pipeline.pipeline_registry import register_pipelines
-from stock_pipeline.pipelines.features.indicators import build_indicators
 from stock_pipeline.pipelines.intraday import create_pipeline
 from stock_pipeline.rate_limit import NO_LIMIT
 from stock_pipeline.settings import CONFIG_LOADER_ARGS
@@ -45,7 +44,7 @@ PERSISTED = {
     "clean_prices",
     "quarantine",
     "quality_report",
-    "prices",
+    "prices@table",
     "features",
     "stock_features_sql",
 }
@@ -79,8 +78,6 @@ class IntradayRuns:
         self.tables = tmp_path / "tables"
         self.db_url = f"sqlite:///{tmp_path / 'stock_pipeline.db'}"
         upgrade_database(self.db_url)
-        indicators = build_indicators(parameters["features"]["indicators"])
-        add_feature_columns(self.db_url, [c for i in indicators for c in i.columns])  # as the hook
         self.stub = stub
         self.parameters = parameters
         self.monkeypatch = monkeypatch
@@ -110,13 +107,18 @@ class IntradayRuns:
                 "intraday.raw_prices_stored": bronze_dataset(self.bronze),
                 "intraday.raw_prices": bronze_dataset(self.bronze),
                 "intraday.stock_features_sql": SQLUpsertDataset(
-                    table="stock_features_intraday", keys=["ticker", "timestamp"], url=self.db_url
+                    table="stock_features_intraday",
+                    keys=["ticker", "timestamp"],
+                    url=self.db_url,
+                    add_columns=True,
                 ),
-                **{
-                    f"intraday.{name}": DeltaTableDataset(str(self.tables / name))
-                    for name in ("clean_prices", "prices", "features")
-                },
-                "intraday.price_history": DeltaTableDataset(
+                "intraday.stock_features_recipe": TableRecipeDataset(
+                    table="stock_features_intraday", url=self.db_url
+                ),
+                "intraday.clean_prices": DeltaTableDataset(str(self.tables / "clean_prices")),
+                "intraday.prices@table": DeltaTableDataset(str(self.tables / "prices")),
+                "intraday.features": DeltaTableDataset(str(self.tables / "features")),
+                "intraday.prices@buckets": DeltaTableDataset(
                     str(self.tables / "prices"), load_args={"by_bucket": True}
                 ),
                 "intraday.feature_dates": DeltaTableDataset(
@@ -207,7 +209,7 @@ def test_intraday_runs_incrementally_into_its_own_table(
     assert "ingestion.start_date 2024-01-01 is too far back for 5m bars" in caplog.text
     bronze = pd.read_csv(runs.bronze / "TCS.NS.csv", dtype=str)
     assert bronze["date"].iloc[[0, -1]].tolist() == ["2024-04-08 09:15:00", "2024-06-04 10:30:00"]
-    prices = first.load("intraday.prices")
+    prices = first.load("intraday.prices@table")
     assert (
         prices["date"]
         .dt.time.between(pd.Timestamp("09:15").time(), pd.Timestamp("15:25").time())
@@ -263,7 +265,7 @@ def test_bonus_issue_refreshes_the_intraday_history(
 
 def test_fifteen_minute_bars(runs: IntradayRuns):
     catalog = runs.run("2024-06-04 16:05", interval="15m")
-    bars = catalog.load("intraday.prices")
+    bars = catalog.load("intraday.prices@table")
     assert set(bars["date"].dt.minute) == {0, 15, 30, 45}
     assert catalog.load("intraday.ingestion_report")["interval"] == "15m"
 

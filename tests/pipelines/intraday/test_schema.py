@@ -6,7 +6,7 @@ from kedro.io import DatasetError
 from sqlalchemy import create_engine, inspect, text
 
 from stock_pipeline.datasets import SQLUpsertDataset
-from stock_pipeline.db import add_feature_columns, upgrade_database
+from stock_pipeline.db import upgrade_database
 from stock_pipeline.pipelines.intraday.nodes import stamp_intraday_rows
 
 TABLE = "stock_features_intraday"
@@ -45,18 +45,18 @@ def features(closes: list[float]) -> pd.DataFrame:
             "adj_close": closes,
             "volume": 1000.0,
             "rsi_14": 55.0,
-            "obv": 1.0,  # a configured indicator: the run's hook added its column
+            "obv": 1.0,  # a configured indicator: the save adds its column
         }
     )
 
 
 def dataset(url: str, tmp_path) -> SQLUpsertDataset:
     upgrade_database(url)
-    add_feature_columns(url, ["obv"])
     return SQLUpsertDataset(
         table=TABLE,
         keys=["ticker", "timestamp"],
         url=url,
+        add_columns=True,
         report_filepath=str(tmp_path / "report.json"),
     )
 

@@ -18,7 +18,7 @@ TRAIN = {"train": True}
 def test_a_planted_ar1_signal_gives_an_out_of_sample_rank_ic_of_at_least_0_10(
     signal_features, params
 ):
-    model_input, _ = build_model_input(signal_features, None, params)
+    model_input, _ = build_model_input(signal_features, params)
     overall = validate_model(model_input, TRAIN, params)["overall"]
 
     assert overall["model"]["oos_rank_ic"] >= 0.10
@@ -30,7 +30,7 @@ def test_a_planted_ar1_signal_gives_an_out_of_sample_rank_ic_of_at_least_0_10(
 
 
 def test_pure_noise_gives_no_out_of_sample_rank_ic(noise_features, params):
-    model_input, _ = build_model_input(noise_features, None, params)
+    model_input, _ = build_model_input(noise_features, params)
     overall = validate_model(model_input, TRAIN, params)["overall"]
 
     assert abs(overall["model"]["oos_rank_ic"]) < 0.02  # more would be leakage
@@ -48,7 +48,7 @@ def _cut_date(model_input: pd.DataFrame, scores: pd.DataFrame) -> pd.Timestamp:
 def test_changing_targets_after_a_date_changes_no_prediction_before_it(
     signal_features, params, change
 ):
-    model_input, _ = build_model_input(signal_features, None, params)
+    model_input, _ = build_model_input(signal_features, params)
     before = validate_model(model_input, TRAIN, params)["scores"]
     cut = _cut_date(model_input, before)
     later = (model_input["date"] > cut) & model_input["target"].notna()
@@ -76,7 +76,7 @@ def test_changing_targets_after_a_date_changes_no_prediction_before_it(
 
 def test_changing_prices_after_a_date_changes_no_prediction_before_it(params: dict[str, Any]):
     prices = simulated_prices(tickers=20, sessions=600, phi=0.2, seed=9)
-    model_input, _ = build_model_input(features_of(prices), None, params)
+    model_input, _ = build_model_input(features_of(prices), params)
     before = validate_model(model_input, TRAIN, params)["scores"]
     cut = _cut_date(model_input, before)
     later = prices["date"] > cut
@@ -85,7 +85,7 @@ def test_changing_prices_after_a_date_changes_no_prediction_before_it(params: di
     for column in ["open", "high", "low", "close", "adj_close"]:
         shocked.loc[later, column] *= factor
 
-    after_input, _ = build_model_input(features_of(shocked), None, params)
+    after_input, _ = build_model_input(features_of(shocked), params)
     after = validate_model(after_input, TRAIN, params)["scores"]
 
     scored = ["ticker", "date", "fold", "model", "zero", "historical_mean", "ridge"]
@@ -98,7 +98,7 @@ def test_changing_prices_after_a_date_changes_no_prediction_before_it(params: di
 
 
 def test_rows_whose_target_is_not_known_yet_are_never_trained_on(small_signal_features, params):
-    model_input, _ = build_model_input(small_signal_features, None, params)
+    model_input, _ = build_model_input(small_signal_features, params)
     unknown = model_input["target"].isna()
     # the last `horizon` rows of every ticker have no target yet
     assert unknown.sum() == model_input["ticker"].nunique() * params["horizon"]
@@ -112,7 +112,7 @@ def test_rows_whose_target_is_not_known_yet_are_never_trained_on(small_signal_fe
 
 def test_features_come_from_row_t_and_the_target_from_t_plus_horizon(small_signal_features, params):
     params = {**params, "horizon": 3, "target": "raw"}
-    model_input, _ = build_model_input(small_signal_features, None, params)
+    model_input, _ = build_model_input(small_signal_features, params)
     one = small_signal_features[small_signal_features["ticker"] == "T000.NS"].reset_index(drop=True)
     row = model_input[model_input["ticker"] == "T000.NS"].iloc[10]
     source = one[one["date"] == row["date"]].index[0]

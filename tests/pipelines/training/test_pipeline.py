@@ -53,10 +53,10 @@ def run_training(
 ) -> DataCatalog:
     """One run of the training pipeline; the catalog to inspect afterwards."""
     ledger = tmp_path / "retrain_ledger.json"
+    features.attrs["version"] = 7  # the gold table's version, as its dataset loads it
     catalog = DataCatalog(
         {
             "features": MemoryDataset(features),
-            "feature_version": MemoryDataset("7"),  # the gold table's version
             "retrain_request": MemoryDataset(request or NO_REQUEST),
             "retrain_ledger_stored": file_dataset(ledger),
             "retrain_ledger": file_dataset(ledger),

@@ -20,6 +20,7 @@ from stock_pipeline.contract import (
     ticker_bucket,
 )
 from stock_pipeline.datasets.bronze import BronzeFiles, rows_after
+from stock_pipeline.datasets.delta_table import TableWrite
 from stock_pipeline.engine import map_buckets
 from stock_pipeline.pipelines.cleaning import rules
 from stock_pipeline.pipelines.cleaning.quality import (
@@ -32,6 +33,7 @@ from stock_pipeline.pipelines.cleaning.quality import (
     ticker_report,
     unchanged_ticker,
 )
+from stock_pipeline.recipes import Recipe, cleaning_recipe
 from stock_pipeline.trading_calendar import exchange_time, is_special_session
 
 logger = logging.getLogger(__name__)
@@ -421,10 +423,26 @@ def validate_bronze(
     rebuild: bool,
     run_context: dict[str, Any],
     compute: dict[str, Any],
-) -> tuple[dict, dict, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+) -> tuple[TableWrite, TableWrite, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The cleaning stage, one ticker bucket at a time (on the `compute` engine) so memory holds a
-    bucket's bronze text: the silver and primary rows that change (per bucket), the first changed
-    date per ticker, the rejected rows and the quality report on what this run cleaned."""
+    bucket's bronze text: the primary and silver rows that change (per bucket), the first changed
+    date per ticker, the rejected rows and the quality report on what this run cleaned. Every
+    ticker is cleaned from its first bar, replacing both tables, when `rebuild` or when the
+    configured rules differ from the recipe silver was written under (`stored_dates.attrs`)."""
+    silver_recipe = cleaning_recipe(params, "silver")
+    stored = Recipe.from_record(stored_dates.attrs.get("recipe"))
+    change = (
+        silver_recipe.changes_from(stored)
+        if stored_dates.attrs.get("version") is not None
+        else None
+    )
+    if change:
+        logger.info(
+            "cleaning recipe changed (%s): re-cleaning %d tickers from their first bar",
+            change,
+            len(ingestion_report["tickers"]),
+        )
+    rebuild = rebuild or change is not None
     last_stored = stored_dates.groupby("ticker", as_index=False)["date"].max()
     rewritten = getattr(raw_prices, "rewritten", frozenset())
     buckets: dict[str, dict[str, Any]] = {}
@@ -473,8 +491,19 @@ def validate_bronze(
         )
     )
     return (
-        {bucket: lambda rows=rows: rows for bucket, rows in silver.items()},
-        {bucket: lambda rows=rows: rows[list(PRICES_COLUMNS)] for bucket, rows in silver.items()},
+        TableWrite(
+            {
+                bucket: lambda rows=rows: rows[list(PRICES_COLUMNS)]
+                for bucket, rows in silver.items()
+            },
+            cleaning_recipe(params, "primary"),
+            rebuild,
+        ),
+        TableWrite(
+            {bucket: lambda rows=rows: rows for bucket, rows in silver.items()},
+            silver_recipe,
+            rebuild,
+        ),
         price_changes,
         rejected_rows,
         quality_report,

@@ -25,9 +25,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "run_context",
                     "params:compute",
                 ],
+                # primary before silver: a run stopped between the two saves finds silver's old
+                # state and cleans those rows again
                 outputs=[
+                    "prices@table",
                     "clean_prices",
-                    "prices",
                     "price_changes",
                     "rejected_rows",
                     "quality_report",

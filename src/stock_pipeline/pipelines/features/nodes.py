@@ -1,5 +1,6 @@
 """Gold layer node: indicators for every ticker from `prices`, warm-up rows dropped."""
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -7,9 +8,13 @@ import numpy as np
 import pandas as pd
 
 from stock_pipeline.contract import PRICES_COLUMNS, SPECIAL_SESSION_FLAG
+from stock_pipeline.datasets.delta_table import BucketLoaders, TableWrite
 from stock_pipeline.engine import submit_buckets
 from stock_pipeline.pipelines.features.indicators import Indicator, build_indicators
+from stock_pipeline.recipes import Recipe, features_recipe
 from stock_pipeline.trading_calendar import is_special_session
+
+logger = logging.getLogger(__name__)
 
 PRICE_CHOICES = ("close", "adj_close")
 
@@ -242,26 +247,50 @@ def _update_loaded_bucket(
     return _update_bucket(load(), stored, changes, params, indicators)
 
 
+def configured_recipe(params: dict[str, Any], prices: Recipe | None) -> Recipe:
+    """The recipe `params` configure: each indicator column with its spec, the price column, the
+    warm-up rule, on prices of recipe `prices` (a bad spec fails here, before any bucket is read)."""
+    indicators = build_indicators(params["indicators"])
+    columns = {
+        name: spec
+        for spec, indicator in zip(params["indicators"], indicators, strict=True)
+        for name in indicator.columns
+    }
+    return features_recipe(params, columns, prices)
+
+
 def update_features(
-    price_history: dict[str, Callable[[], pd.DataFrame]],
+    price_buckets: BucketLoaders,
     price_changes: pd.DataFrame,
-    feature_dates: dict[str, Callable[[], pd.DataFrame]],
+    feature_dates: BucketLoaders,
     params: dict[str, Any],
     rebuild: bool,
     compute: dict[str, Any],
-) -> dict[str, Callable[[], pd.DataFrame]]:
+) -> TableWrite:
     """The feature rows that change, one function per ticker bucket for the table to save (on the
     local engine computed by worker processes a few buckets ahead of the one being saved, so
     memory holds a few buckets). A changed ticker is computed from the indicators' memory before
     its first changed row (`Indicator.memory`: recursive ones such as RSI, MACD, ATR and ADX until
     their start no longer shows; running totals such as OBV anchored on gold's last stored value),
-    so its rows equal a full rebuild's; every row when `rebuild`. `feature_dates` loads gold's
-    last row per ticker one bucket at a time, where the bucket is computed (not at all in a
-    rebuild)."""
-    build_indicators(params["indicators"])  # a bad spec fails the run before any bucket is read
-    changes = None if rebuild else price_changes.set_index("ticker")["since"]
+    so its rows equal a full rebuild's. Every row, replacing the whole table, when `rebuild` or
+    when the configured recipe differs from the one gold was written under (an indicator added,
+    removed or changed, another price column, prices cleaned under other rules). `feature_dates`
+    loads gold's last row per ticker one bucket at a time, where the bucket is computed (not at
+    all when every row is computed)."""
+    recipe = configured_recipe(params, price_buckets.recipe)
+    change = (
+        recipe.changes_from(feature_dates.recipe) if feature_dates.version is not None else None
+    )
+    if change:
+        logger.info(
+            "features recipe changed (%s): recomputing every ticker of %d buckets from its first bar",
+            change,
+            len(price_buckets),
+        )
+    whole = rebuild or change is not None
+    changes = None if whole else price_changes.set_index("ticker")["since"]
     work = {
-        bucket: (load, feature_dates.get(bucket), changes, params)
-        for bucket, load in sorted(price_history.items())
+        bucket: (load, None if whole else feature_dates.get(bucket), changes, params)
+        for bucket, load in sorted(price_buckets.items())
     }
-    return submit_buckets(_update_loaded_bucket, work, compute)
+    return TableWrite(submit_buckets(_update_loaded_bucket, work, compute), recipe, whole)

@@ -12,7 +12,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 func=update_features,
                 inputs=[
-                    "price_history",
+                    "prices@buckets",
                     "price_changes",
                     "feature_dates",
                     "params:features",

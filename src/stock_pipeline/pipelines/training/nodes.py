@@ -79,12 +79,12 @@ def _json_ready(value: Any) -> Any:
     return value
 
 
-def build_model_input(
-    features: pd.DataFrame, feature_version: str | None, params: dict[str, Any]
-) -> tuple[pd.DataFrame, str]:
+def build_model_input(features: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, str]:
     """The model's rows (inputs at t, forward return, target) and the version of the data they come
-    from: the gold table's version (the API's X-Data-Version), else the content's fingerprint."""
-    version = str(feature_version) if feature_version is not None else None
+    from: the gold table's version the frame was loaded at (`attrs["version"]`, the API's
+    X-Data-Version), else the content's fingerprint."""
+    stored = features.attrs.get("version")
+    version = str(stored) if stored is not None else None
     return build_model_frame(features, recipe_of(params)), version or fingerprint_features(features)
 
 

@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=build_model_input,
-                inputs=["features", "feature_version", PARAMS],
+                inputs=["features", PARAMS],
                 outputs=["model_input", "training_data_version"],
                 name="build_model_input_node",
             ),
