@@ -69,7 +69,7 @@ def run_slice(csv_dir: Path, tmp_path: Path, max_failed_ratio: float) -> DataCat
             "params:cleaning": MemoryDataset(parameters["cleaning"]),
             "params:rebuild": MemoryDataset(False),
             "params:compute": MemoryDataset({"engine": "local"}),
-            "clean_price_dates": MemoryDataset(
+            "clean_prices_stored": MemoryDataset(
                 pd.DataFrame({"ticker": pd.Series(dtype=str), "date": pd.Series(dtype="M8[us]")})
             ),
             "run_context": MemoryDataset(RUN_CONTEXT),

@@ -170,7 +170,7 @@ def test_entries_of_one_store_are_transcodings_or_state_read_before_the_write(
     from (what the table held before this run), which Kedro forbids to share the writer's name
     even transcoded ("A node cannot have the same inputs and outputs even if they are
     transcoded"). Such an entry may be read only by the writing node or by nodes upstream of it,
-    so every read of it sees the previous run's table."""
+    so every read of it sees the previous run's table, and is named `<table>_stored`."""
     stores: dict[str, list[str]] = {}
     for name, entry in catalog_config.items():
         if (store := _store(entry)) is not None:
@@ -188,12 +188,18 @@ def test_entries_of_one_store_are_transcodings_or_state_read_before_the_write(
             before_write = {
                 node.name for writer in writers for node in pipeline.to_nodes(writer.name).nodes
             }
+            stored_state = [name for name in used if _base(name) not in written]
             problems += [
                 f"{name} ({store}) is read by {node.name}, which does not run before its writer"
-                for name in used
-                if _base(name) not in written
+                for name in stored_state
                 for node in pipeline.only_nodes_with_inputs(name).nodes
                 if node.name not in before_write
+            ]
+            problems += [
+                f"{name} ({store}) is the stored state of {sorted(written)}: name it <table>_stored"
+                for name in stored_state
+                if name.rsplit(".", 1)[-1].removesuffix("_stored")
+                not in {_base(w).rsplit(".", 1)[-1] for w in written}
             ]
     assert sorted(set(problems)) == []
 

@@ -243,7 +243,7 @@ def test_pipeline_slice_reports_quality_per_ticker(tmp_path):
     catalog = DataCatalog(
         {
             "raw_prices": MemoryDataset({"AAA.NS": lambda: raw.drop(columns="ticker")}),
-            "clean_price_dates": MemoryDataset(NO_SILVER),
+            "clean_prices_stored": MemoryDataset(NO_SILVER),
             "params:rebuild": MemoryDataset(False),
             "params:compute": MemoryDataset({"engine": "local"}),
             "price_changes": MemoryDataset(),

@@ -184,7 +184,7 @@ LOCAL = {"engine": "local"}
 
 
 def by_bucket(stored: pd.DataFrame, buckets: dict, params: dict = PARAMS) -> BucketLoaders:
-    """Gold's rows as `feature_dates` loads them: a function per bucket (every row in each), the
+    """Gold's rows as `features_stored` loads them: a function per bucket (every row in each), the
     table written under the recipe `params` configure."""
     loaders = BucketLoaders({bucket: (lambda: stored) for bucket in buckets})
     loaders.version, loaders.recipe = 3, configured_recipe(params, None)
@@ -196,7 +196,7 @@ def test_pipeline_runs_on_an_in_memory_catalog():
         {
             "prices@buckets": MemoryDataset(BucketLoaders({str(ticker_bucket("AAA.NS")): prices})),
             "price_changes": MemoryDataset(pd.DataFrame({"ticker": ["AAA.NS"], "since": [pd.NaT]})),
-            "feature_dates": MemoryDataset(BucketLoaders()),  # no gold stored yet
+            "features_stored": MemoryDataset(BucketLoaders()),  # no gold stored yet
             "params:features": MemoryDataset(PARAMS),
             "params:rebuild": MemoryDataset(False),
             "params:compute": MemoryDataset(LOCAL),

@@ -112,7 +112,7 @@ class IntradayRuns:
                     url=self.db_url,
                     add_columns=True,
                 ),
-                "intraday.stock_features_recipe": TableRecipeDataset(
+                "intraday.stock_features_sql_stored": TableRecipeDataset(
                     table="stock_features_intraday", url=self.db_url
                 ),
                 "intraday.clean_prices": DeltaTableDataset(str(self.tables / "clean_prices")),
@@ -121,12 +121,12 @@ class IntradayRuns:
                 "intraday.prices@buckets": DeltaTableDataset(
                     str(self.tables / "prices"), load_args={"by_bucket": True}
                 ),
-                "intraday.feature_dates": DeltaTableDataset(
+                "intraday.features_stored": DeltaTableDataset(
                     str(self.tables / "features"),
                     load_args={"columns": ["obv"], "last_per_ticker": True, "by_bucket": True},
                     optional=True,
                 ),
-                "intraday.clean_price_dates": DeltaTableDataset(
+                "intraday.clean_prices_stored": DeltaTableDataset(
                     str(self.tables / "clean_prices"), load_args={"columns": []}, optional=True
                 ),
                 **{

@@ -80,7 +80,7 @@ def run_persistence(url: str, features: pd.DataFrame, report, lookback_days=None
         {
             "features": MemoryDataset(features, copy_mode="assign"),
             "params:persistence": MemoryDataset({"lookback_days": lookback_days}),
-            "stock_features_recipe": TableRecipeDataset(table="stock_features", url=url),
+            "stock_features_sql_stored": TableRecipeDataset(table="stock_features", url=url),
             "stock_features_sql": SQLUpsertDataset(
                 table="stock_features",
                 keys=["ticker", "date"],

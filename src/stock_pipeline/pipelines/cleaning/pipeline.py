@@ -19,7 +19,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "raw_prices",
                     "ingestion_report",
-                    "clean_price_dates",
+                    "clean_prices_stored",
                     "params:cleaning",
                     "params:rebuild",
                     "run_context",

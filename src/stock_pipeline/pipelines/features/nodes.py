@@ -262,7 +262,7 @@ def configured_recipe(params: dict[str, Any], prices: Recipe | None) -> Recipe:
 def update_features(
     price_buckets: BucketLoaders,
     price_changes: pd.DataFrame,
-    feature_dates: BucketLoaders,
+    features_stored: BucketLoaders,
     params: dict[str, Any],
     rebuild: bool,
     compute: dict[str, Any],
@@ -274,12 +274,12 @@ def update_features(
     their start no longer shows; running totals such as OBV anchored on gold's last stored value),
     so its rows equal a full rebuild's. Every row, replacing the whole table, when `rebuild` or
     when the configured recipe differs from the one gold was written under (an indicator added,
-    removed or changed, another price column, prices cleaned under other rules). `feature_dates`
+    removed or changed, another price column, prices cleaned under other rules). `features_stored`
     loads gold's last row per ticker one bucket at a time, where the bucket is computed (not at
     all when every row is computed)."""
     recipe = configured_recipe(params, price_buckets.recipe)
     change = (
-        recipe.changes_from(feature_dates.recipe) if feature_dates.version is not None else None
+        recipe.changes_from(features_stored.recipe) if features_stored.version is not None else None
     )
     if change:
         logger.info(
@@ -290,7 +290,7 @@ def update_features(
     whole = rebuild or change is not None
     changes = None if whole else price_changes.set_index("ticker")["since"]
     work = {
-        bucket: (load, None if whole else feature_dates.get(bucket), changes, params)
+        bucket: (load, None if whole else features_stored.get(bucket), changes, params)
         for bucket, load in sorted(price_buckets.items())
     }
     return TableWrite(submit_buckets(_update_loaded_bucket, work, compute), recipe, whole)

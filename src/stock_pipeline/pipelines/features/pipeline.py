@@ -14,7 +14,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[
                     "prices@buckets",
                     "price_changes",
-                    "feature_dates",
+                    "features_stored",
                     "params:features",
                     "params:rebuild",
                     "params:compute",

@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=select_stock_features,
-                inputs=["features", "stock_features_recipe", "params:persistence"],
+                inputs=["features", "stock_features_sql_stored", "params:persistence"],
                 outputs="stock_features_sql",
                 name="select_stock_features_node",
             )
