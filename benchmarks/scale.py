@@ -8,7 +8,7 @@ synthetic source and a universe file), then an incremental run that adds `--more
 the local engine, then on `compute.engine: dask` against a `dask scheduler` and two
 `dask worker` processes the script starts (their memory counts in the peak).
 Prints, per run, the wall time, the process tree's peak resident memory (sampled every 0.2 s),
-the stage times (from the pipeline log), the rows gold holds and its version. Takes minutes at the
+the stage times (from the run record's per-node seconds), the rows gold holds and its version. Takes minutes at the
 default size: run it on a quiet machine.
 """
 
@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +29,7 @@ from deltalake import DeltaTable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import communicate_sampling, project_copy
 
+from stock_pipeline.pipeline_registry import register_pipelines
 from stock_pipeline.trading_calendar import nse_sessions
 
 STAGES = "--pipelines=ingestion,cleaning,features"
@@ -56,29 +56,14 @@ def last_record(project: Path) -> dict:
     return json.loads(records[-1].read_text())
 
 
-def stage_seconds(project: Path) -> dict[str, float]:
-    """Wall seconds of ingestion, cleaning and features in the last run, from the pipeline log
-    (node times alone would miss the features, which are computed as the table saves them)."""
-    lines = (project / "logs/pipeline.log").read_text().splitlines()
-    first = max(
-        i for i, line in enumerate(lines) if "Running node: check_ingestion_settings" in line
-    )
-    stamps = {}
-    for line in lines[first:]:
-        for event in ("Running node: ", "Completed node: "):
-            if event in line:
-                node = line.split(event, 1)[1].split(":")[0].strip()
-                stamps[(event.split()[0], node)] = datetime.strptime(
-                    line[:23], "%Y-%m-%d %H:%M:%S,%f"
-                )
-    ingested = stamps[("Completed", "check_failure_budget_node")]
-    cleaned = stamps[("Completed", "validate_bronze_node")]
+def stage_seconds(record: dict) -> dict[str, float]:
+    """Seconds of ingestion, cleaning and features in a run record: each stage's nodes, each
+    node's time from its start to its last output saved (the features' lazy save included)."""
+    pipelines = register_pipelines()
+    nodes = record["nodes"]
     return {
-        "ingestion": (
-            ingested - stamps[("Running", "check_ingestion_settings_node")]
-        ).total_seconds(),
-        "cleaning": (cleaned - ingested).total_seconds(),
-        "features": (stamps[("Completed", "update_features_node")] - cleaned).total_seconds(),
+        stage: sum(nodes[node.name]["duration_seconds"] for node in pipelines[stage].nodes)
+        for stage in ("ingestion", "cleaning", "features")
     }
 
 
@@ -129,8 +114,9 @@ def runs(
             os.sync()  # the previous run's files on disk first: a daily run starts on a settled disk
             wall, peak = timed_tree([*kedro, *extra], project, tuple(p.pid for p in cluster))
             gold = DeltaTable(str(project / "data/04_feature/features"))
-            version = last_record(project)["versions"]["features"]
-            rows.append((label, wall, peak, stage_seconds(project), gold.count(), version))
+            record = last_record(project)
+            version = record["versions"]["features"]
+            rows.append((label, wall, peak, stage_seconds(record), gold.count(), version))
     finally:
         for process in reversed(cluster):
             process.terminate()

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine
 
+from stock_pipeline.datasets import AppendParquetDataset
 from stock_pipeline.versions import load_features, load_table
 from tests.test_end_to_end import kedro
 from tests.test_incremental import assert_same_rows, project_with_csv
@@ -107,6 +108,14 @@ def test_a_changed_recipe_reaches_every_row_at_the_next_run(
     assert_same_rows(sql[columns], sql_fresh[columns])
     emptied = [c for c in sql.columns if c not in {*gold.columns, "created_at", "updated_at"}]
     assert all(sql[column].isna().all() for column in emptied)
+    quarantine = [
+        AppendParquetDataset(str(project / "data/02_intermediate/quarantine"))
+        .load()
+        .drop(columns=["run_id", "quarantined_at"])
+        .sort_values(["ticker", "raw_date", "rule"], ignore_index=True)
+        for project in (changed, fresh)
+    ]
+    pd.testing.assert_frame_equal(*quarantine)  # what the rules in force reject, nothing else
     if scenario == "indicators":
         assert "cci_14" in gold and "log_return" not in gold and gold["cci_14"].notna().any()
         assert emptied == ["log_return"]

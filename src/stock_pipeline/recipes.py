@@ -46,17 +46,13 @@ class Recipe:
         }
 
     @classmethod
-    def from_record(cls, record: dict[str, Any] | None) -> "Recipe | None":
-        """The recipe of a record (`record()`, as a loaded frame's `attrs["recipe"]` holds it:
-        JSON-ready, so that the frame can be written with its attrs); None for None."""
-        if not record:
-            return None
-        return cls(record["layer"], record["settings"], int(record["version"]))
-
-    @classmethod
     def from_json(cls, text: str | None) -> "Recipe | None":
-        """The stored recipe, None when the table records none (written before recipes)."""
-        return cls.from_record(json.loads(text)) if text else None
+        """The stored recipe (`to_json()`, as a table and a loaded frame's `attrs["recipe"]` hold
+        it), None when the table records none (written before recipes)."""
+        if not text:
+            return None
+        stored = json.loads(text)
+        return cls(stored["layer"], stored["settings"], int(stored["version"]))
 
     def changes_from(self, stored: "Recipe | None") -> str | None:
         """Why `stored` is not this recipe, in a few words; None when they are equal."""

@@ -57,6 +57,20 @@ def test_a_key_already_stored_keeps_its_first_row(tmp_path: Path) -> None:
     ]
 
 
+def test_rows_that_replace_the_stored_ones_leave_only_themselves(tmp_path: Path) -> None:
+    dataset = AppendParquetDataset(str(tmp_path / "q"), key=["ticker", "as_of"])
+    dataset.save(rows("2024-01-01", ["A.NS", "B.NS"], 1.0))
+    dataset.save(rows("2024-01-02", ["A.NS"], 1.0))
+    again = rows("2024-01-02", ["B.NS"], 2.0)
+    again.attrs["replaces_stored"] = True  # a quarantine made again under new rules
+    dataset.save(again)
+    assert dataset.load().to_dict("records") == again.to_dict("records")
+    nothing = rows("2024-01-03", [], 0.0)
+    nothing.attrs["replaces_stored"] = True  # the new rules reject nothing
+    dataset.save(nothing)
+    assert dataset.load().empty
+
+
 def test_old_parts_are_pruned_and_many_parts_compacted(tmp_path: Path) -> None:
     dataset = AppendParquetDataset(
         str(tmp_path / "t"), replace_on=["as_of"], retention_days=30, max_parts=3

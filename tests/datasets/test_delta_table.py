@@ -170,7 +170,7 @@ def test_a_table_write_records_its_recipe_and_an_overwrite_replaces_rows_and_col
     new = Recipe("gold", {"indicators": {"cci_14": {}}}, 1)
     DeltaTableDataset(path).save(TableWrite({"0": rows}, old))
     stored = DeltaTableDataset(path).load()
-    assert stored.attrs == {"version": 0, "recipe": old.record()}
+    assert stored.attrs == {"version": 0, "recipe": old.to_json()}
 
     later = rows(tickers=("AAA.NS",), start="2024-01-08", sessions=1)
     DeltaTableDataset(path).save(TableWrite({"0": lambda: later}, old))  # the incremental path
@@ -183,7 +183,7 @@ def test_a_table_write_records_its_recipe_and_an_overwrite_replaces_rows_and_col
     assert (dataset.saved_recipe, dataset.rows_written) == (new, len(replaced))
     after = DeltaTableDataset(path).load()
     pd.testing.assert_frame_equal(after, replaced, check_dtype=False)  # CCC.NS and close gone
-    assert after.attrs["recipe"] == new.record()
+    assert after.attrs["recipe"] == new.to_json()
     loaders = DeltaTableDataset(path, load_args={"by_bucket": True}).load()
     assert (loaders.version, loaders.recipe) == (2, new)
     before = load_table(path, version=1)  # earlier versions keep their own columns
@@ -196,5 +196,5 @@ def test_a_recipe_is_found_past_commits_that_record_none(tmp_path: Path):
     DeltaTableDataset(path).save(TableWrite({"0": rows}, recipe))
     for day in range(40):  # appends without a recipe (as a compaction's commit carries none)
         DeltaTableDataset(path).save(rows(start=f"2024-03-{day % 28 + 1:02d}", sessions=1))
-    assert DeltaTableDataset(path).load().attrs["recipe"] == recipe.record()
+    assert DeltaTableDataset(path).load().attrs["recipe"] == recipe.to_json()
     assert DeltaTableDataset(str(tmp_path / "none"), optional=True).load().attrs["recipe"] is None

@@ -23,7 +23,10 @@ class AppendParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     - `replace_on`: for each value of these columns only the newest part's rows count (rerunning
       an as_of replaces its rows).
 
-    `retention_days` deletes parts written longer ago, at save time. `max_parts` compacts: when a
+    A frame whose `attrs["replaces_stored"]` is true replaces every stored part (the quarantine
+    of a run that cleaned everything again under a changed recipe: the earlier rejections were
+    made under rules no longer in force). `retention_days` deletes parts written longer ago, at
+    save time. `max_parts` compacts: when a
     save finds more parts, they are merged into one (the rules applied), so loads stay fast.
     Example catalog entry::
 
@@ -91,8 +94,11 @@ class AppendParquetDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         missing = [column for column in self._key + self._replace_on if column not in data]
         if missing:
             raise DatasetError(f"{self._path}: new rows lack merge columns {missing}")
-        if len(data) or not self._parts():  # the first save stores even no rows: a valid state
+        earlier = self._parts() if data.attrs.get("replaces_stored") else []
+        if len(data) or not self._parts() or earlier:  # even no rows is a valid state
             self._write_part(data.reset_index(drop=True))
+        for part in earlier:  # after the new part is in place: a killed run loses nothing
+            part.unlink(missing_ok=True)
         self._prune()
         parts = self._parts()
         if len(parts) > self._max_parts:

@@ -80,7 +80,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     bucket, as a PartitionedDataset loads, so a node holds one bucket at a time),
     `last_per_ticker` (only each ticker's latest row: where a run resumes, without holding every
     key). A loaded frame's `attrs` name its `version` and `recipe` (what made the rows, as
-    `Recipe.record()`; saves of a `TableWrite` record it in the commit). With `optional`, a table not written yet loads as an
+    `Recipe.to_json()`: a string, which pandas copies at no cost along every operation on the
+    frame; saves of a `TableWrite` record it in the commit). With `optional`, a table not written yet loads as an
     empty frame with the key columns (a first run's stored state). `retention_versions` keeps that
     many latest versions loadable (a vacuum after each save); `max_files` compacts small files
     (one more version) once the table holds more. Versioning is the table's own: no `versioned:`.
@@ -173,7 +174,7 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
             return loaders
         frame = self._rows(table)
         recipe = stored_recipe(table)
-        frame.attrs.update(version=table.version(), recipe=recipe and recipe.record())
+        frame.attrs.update(version=table.version(), recipe=recipe and recipe.to_json())
         return frame
 
     def _bucket_rows(self, version: int, bucket: int) -> pd.DataFrame:

@@ -112,7 +112,7 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """Upsert `data` in one transaction, then log (and optionally write) what changed."""
         self._check_keys(data)
         started = time.perf_counter()
-        recipe = Recipe.from_record(data.attrs.get("recipe"))
+        recipe = Recipe.from_json(data.attrs.get("recipe"))
         with self._connect() as connection, connection.begin():
             if connection.dialect.name == "postgresql":  # saves to one table queue here
                 connection.execute(

@@ -37,10 +37,10 @@ def make_features() -> pd.DataFrame:
     )
 
 
-def gold_recipe(*columns: str) -> dict:
-    """A gold recipe record computing `columns` (as a loaded features frame carries it)."""
+def gold_recipe(*columns: str) -> str:
+    """A gold recipe computing `columns` (as a loaded features frame carries it)."""
     specs = {name: {"talib": name.split("_")[0].upper()} for name in columns}
-    return features_recipe({}, specs, None).record()
+    return features_recipe({}, specs, None).to_json()
 
 
 def with_recipe(features: pd.DataFrame, *columns: str) -> pd.DataFrame:
@@ -58,16 +58,16 @@ def test_select_keeps_every_row_without_lookback():
 
 def test_select_keeps_the_last_lookback_days():
     features = with_recipe(make_features(), "atr_14")
-    stored = mirror_recipe(Recipe.from_record(gold_recipe("atr_14")), "sql")
+    stored = mirror_recipe(Recipe.from_json(gold_recipe("atr_14")), "sql")
     selected = select_stock_features(features, stored, {"lookback_days": 1})
     assert selected["date"].unique().tolist() == [pd.Timestamp("2024-01-03")]
     assert len(selected) == 2
-    assert selected.attrs["recipe"]["layer"] == "sql"
+    assert Recipe.from_json(selected.attrs["recipe"]).layer == "sql"
 
 
 def test_select_gives_every_row_when_the_recipe_changed(caplog):
     features = with_recipe(make_features(), "atr_14", "cci_14")
-    stored = mirror_recipe(Recipe.from_record(gold_recipe("atr_14")), "sql")
+    stored = mirror_recipe(Recipe.from_json(gold_recipe("atr_14")), "sql")
     with caplog.at_level(logging.INFO):
         selected = select_stock_features(features, stored, {"lookback_days": 1})
     assert len(selected) == 6

@@ -427,10 +427,11 @@ def validate_bronze(
     """The cleaning stage, one ticker bucket at a time (on the `compute` engine) so memory holds a
     bucket's bronze text: the primary and silver rows that change (per bucket), the first changed
     date per ticker, the rejected rows and the quality report on what this run cleaned. Every
-    ticker is cleaned from its first bar, replacing both tables, when `rebuild` or when the
-    configured rules differ from the recipe silver was written under (`stored_dates.attrs`)."""
+    ticker is cleaned from its first bar, replacing both tables and the quarantine, when
+    `rebuild` or when the configured rules differ from the recipe silver was written under
+    (`stored_dates.attrs`)."""
     silver_recipe = cleaning_recipe(params, "silver")
-    stored = Recipe.from_record(stored_dates.attrs.get("recipe"))
+    stored = Recipe.from_json(stored_dates.attrs.get("recipe"))
     change = (
         silver_recipe.changes_from(stored)
         if stored_dates.attrs.get("version") is not None
@@ -474,6 +475,7 @@ def validate_bronze(
         if rejected
         else pd.DataFrame(columns=list(QUARANTINE_COLUMNS))
     )
+    rejected_rows.attrs["replaces_stored"] = rebuild  # every row cleaned again: a new quarantine
     ordered = {
         ticker: sections[ticker] for ticker in ingestion_report["tickers"] if ticker in sections
     }

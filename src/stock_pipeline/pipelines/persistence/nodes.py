@@ -16,7 +16,7 @@ def select_stock_features(
     """Feature rows of the last `lookback_days` calendar days (all rows when null) to upsert,
     carrying the SQL recipe (gold's, `mirror_recipe`) in `attrs`; every row when it differs from
     the table's `stored_recipe`, so that a changed gold reaches every stored row."""
-    gold = Recipe.from_record(features.attrs.get("recipe"))
+    gold = Recipe.from_json(features.attrs.get("recipe"))
     recipe = mirror_recipe(gold, "sql") if gold is not None else None
     change = recipe.changes_from(stored_recipe) if recipe is not None else None
     lookback_days = params.get("lookback_days")
@@ -27,5 +27,5 @@ def select_stock_features(
     else:
         start = features["date"].max() - pd.Timedelta(days=lookback_days)
         rows = features[features["date"] > start].reset_index(drop=True)
-    rows.attrs["recipe"] = recipe and recipe.record()
+    rows.attrs["recipe"] = recipe and recipe.to_json()
     return rows
