@@ -1,7 +1,7 @@
 """API benchmark: 16 concurrent clients on /features/{ticker}?limit=250, the app vs a peer, then
 the bulk download of the whole dataset as Parquet.
 
-The app (`uvicorn api.main:app`) serves the features from memory; the peer is a minimal FastAPI
+The app (`uvicorn stock_pipeline.api.main:app`) serves the features from memory; the peer is a minimal FastAPI
 app that reads the Parquet (filtered to the ticker) on every request. Both serve the same file,
 with the same number of uvicorn workers, and are loaded one after the other by the same lean
 asyncio HTTP/1.1 client (keep-alive connections), then GET /features?format=parquet is timed.
@@ -265,7 +265,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict], dict]:
         servers = {
             "api (in memory)": (
                 start_server(
-                    ["api.main:app"],
+                    ["stock_pipeline.api.main:app"],
                     ours_port,
                     args.workers,
                     {"STOCK_PIPELINE_PROJECT_ROOT": folder, "KEDRO_ENV": env},

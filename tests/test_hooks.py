@@ -21,7 +21,7 @@ from kedro.runner import SequentialRunner
 
 from stock_pipeline.contract import PIPELINE_RUNS
 from stock_pipeline.db import at_head, connect, create_db_engine, upgrade_database
-from stock_pipeline.hooks import DatabaseHooks, RunRecordHooks
+from stock_pipeline.hooks import DatabaseHooks, RunContextHooks, RunRecordHooks
 from stock_pipeline.recipes import Recipe
 from stock_pipeline.run_store import RunStore, process_identity
 
@@ -371,3 +371,15 @@ def test_records_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
 
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["recent-run.json"]
     assert [row["run_id"] for row in stored_rows(url)] == ["recent-run"]
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"), [(None, "kedro-run"), ("dag-run-7", "dag-run-7")]
+)
+def test_the_run_context_names_the_schedulers_run_when_it_gives_one(configured, expected) -> None:
+    catalog = DataCatalog(
+        {"run_context": MemoryDataset(), "params:run.id": MemoryDataset(configured)}
+    )
+    RunContextHooks().before_pipeline_run({"run_id": "kedro-run", "env": "sample"}, catalog)
+    assert catalog.load("run_context")["run_id"] == expected
+    assert catalog.load("run_context")["env"] == "sample"

@@ -1,10 +1,14 @@
-"""Run the project with `python -m stock_pipeline`."""
+"""Run the project with `python -m stock_pipeline` (Kedro's entry point of a packaged project)."""
 
 import sys
 from pathlib import Path
 
-from kedro.framework.cli.utils import find_run_command
-from kedro.framework.project import configure_project
+# conf/logging.yml writes logs/pipeline.log, and Kedro configures logging as it is imported: a
+# deployment folder of configuration and data gets its logs/ first, as a checkout has it
+Path("logs").mkdir(exist_ok=True)
+
+from kedro.framework.cli.utils import find_run_command  # noqa: E402
+from kedro.framework.project import configure_project  # noqa: E402
 
 
 def main(*args, **kwargs) -> None:

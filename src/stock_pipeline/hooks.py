@@ -94,8 +94,10 @@ class RunContextHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], catalog: DataCatalog) -> None:
-        """Fill in the run context before any node runs."""
-        run_id = run_params.get("run_id") or run_params.get("session_id") or "unknown"
+        """Fill in the run context before any node runs: the scheduler's run id (`run.id`) when it
+        gives one, else Kedro's."""
+        kedro_run_id = run_params.get("run_id") or run_params.get("session_id") or "unknown"
+        run_id = _parameter(catalog, "run", "id", None) or kedro_run_id
         context = make_run_context(str(run_id), env=run_params.get("env"))
         catalog.save(RUN_CONTEXT, context)  # the catalog declares it as a MemoryDataset
 

@@ -25,9 +25,12 @@ STAGES = {
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    """Every stage by name, `daily` (all of them in order, also `__default__`), `baseline` and
+    """Every stage by name, its nodes tagged with it (a deployment groups tasks by stage),
+    `daily` (all of them in the order their datasets impose, also `__default__`), `baseline` and
     `intraday` (the stages at 5m/15m bars into their own datasets; not part of daily)."""
-    pipelines = {name: module.create_pipeline() for name, module in STAGES.items()}
+    pipelines = {
+        name: Pipeline(module.create_pipeline(), tags=name) for name, module in STAGES.items()
+    }
     daily = sum(pipelines.values(), Pipeline([]))
     pipelines["daily"] = daily
     pipelines["__default__"] = daily

@@ -24,7 +24,9 @@ NSE_CALENDAR = "XNSE"
 NSE_TIMEZONE = "Asia/Kolkata"
 NSE_FIRST_YEAR = 1994  # NSE's first trading year: earlier dates are bad data, not a calendar gap
 REGULAR_HOURS = (time(9, 15), time(15, 30))  # a special session's hours when none are configured
-CALENDAR_FILE = Path(__file__).resolve().parents[2] / "conf" / "base" / "calendar.yml"
+# the base environment's calendar, where a run or the API found no configured one: relative to the
+# working folder, the project's (a checkout, or the folder an installed package runs in)
+CALENDAR_FILE = Path("conf") / "base" / "calendar.yml"
 
 logger = logging.getLogger(__name__)
 _lock = threading.RLock()  # ingestion asks from several threads at once

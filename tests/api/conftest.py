@@ -14,8 +14,8 @@ from deltalake import write_deltalake
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api.config import load_config
-from api.main import create_app
+from stock_pipeline.api.config import load_config
+from stock_pipeline.api.main import create_app
 from stock_pipeline.contract import PIPELINE_RUNS, ticker_bucket
 from stock_pipeline.datasets import AppendParquetDataset
 from stock_pipeline.db import upgrade_database

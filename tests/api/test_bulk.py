@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
-from api.bulk import BulkFormat, encode, encode_cursor
+from stock_pipeline.api.bulk import BulkFormat, encode, encode_cursor
 from stock_pipeline.contract import KEY
 from stock_pipeline.versions import load_features
 from tests.api.conftest import make_features, write_features

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from api.config import load_config
+from stock_pipeline.api.config import load_config
 
 
 def test_models_lists_the_champion_and_the_challenger(client: TestClient) -> None:

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
 
-from api.config import load_config
-from api.main import create_app
+from stock_pipeline.api.config import load_config
+from stock_pipeline.api.main import create_app
 
 KEY = "schemathesis-key-0123456789"
 EXAMPLES = 10

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from api.config import ApiConfigError, RateLimit, key_digest, load_config
-from api.security import RateLimiter, key_name
+from stock_pipeline.api.config import ApiConfigError, RateLimit, key_digest, load_config
+from stock_pipeline.api.security import RateLimiter, key_name
 
 KEY = "test-key-0123456789"
 SECURED = (
@@ -88,14 +88,14 @@ def test_several_named_keys_from_credentials_and_environment(
     )
     monkeypatch.setenv("STOCK_PIPELINE_API_KEYS", "ci:ci-key:with-colon, trainer:tr-key-0123")
     client = make_client()
-    with caplog.at_level(logging.INFO, logger="api.access"):
+    with caplog.at_level(logging.INFO, logger="stock_pipeline.api.access"):
         for key in ("nb-key-0123456789", "ci-key:with-colon", "tr-key-0123"):
             assert client.get("/tickers", headers={"X-API-Key": key}).status_code == 200
         assert (
             client.get("/tickers", headers={"X-API-Key": "replaced-by-the-environment"}).status_code
             == 401
         )
-    lines = [r.getMessage() for r in caplog.records if r.name == "api.access"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "stock_pipeline.api.access"]
     assert [line.rsplit(" ", 1)[-1] for line in lines] == [
         "key=notebooks",
         "key=ci",

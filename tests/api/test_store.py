@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.config import ApiConfigError, load_config
-from api.store import (
+from stock_pipeline.api.config import ApiConfigError, load_config
+from stock_pipeline.api.store import (
     CachedFile,
     FeatureSnapshot,
     FeatureSource,

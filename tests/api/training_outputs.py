@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from api.config import load_config
+from stock_pipeline.api.config import load_config
 
 
 def model_entry(version: int, train_end: str) -> dict:

@@ -3,6 +3,7 @@
 import logging
 import os
 import tempfile
+from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -84,7 +85,7 @@ class NotebookReportDataset(AbstractDataset[dict[str, Any], str]):
         with atomic_path(html_path.with_suffix(".ipynb")) as executed_path:
             try:
                 executed = papermill.execute_notebook(
-                    str(project_path / self._notebook),
+                    str(self._template(project_path)),
                     str(executed_path),
                     parameters=parameters,
                     kernel_name=self._kernel_name,
@@ -100,6 +101,14 @@ class NotebookReportDataset(AbstractDataset[dict[str, Any], str]):
                     f"{error.ename}: {error.evalue} (executed notebook: {failed_path})"
                 ) from error
             write_text_atomically(_to_html(executed, exclude_input=self._exclude_input), html_path)
+
+    def _template(self, project_path: Path) -> Path:
+        """The notebook to run: the project's own (a checkout), else the one the installed package
+        ships (`stock_pipeline/notebooks/`, for a deployment folder of data and configuration)."""
+        local = project_path / self._notebook
+        if local.exists():
+            return local
+        return Path(str(resources.files("stock_pipeline") / "notebooks" / self._notebook.name))
 
 
 def _project_path() -> Path:

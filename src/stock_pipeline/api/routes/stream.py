@@ -5,9 +5,9 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
-from api.models import LatestBars
-from api.security import API_KEY_HEADER, key_name
-from api.services import Services
+from stock_pipeline.api.models import LatestBars
+from stock_pipeline.api.security import API_KEY_HEADER, key_name
+from stock_pipeline.api.services import Services
 
 router = APIRouter(tags=["stream"])
 

@@ -1,4 +1,4 @@
-"""The FastAPI app: `uvicorn api.main:app`."""
+"""The FastAPI app: `uvicorn stock_pipeline.api.main:app`."""
 
 import asyncio
 import contextlib
@@ -11,14 +11,20 @@ from fastapi import Depends, FastAPI, Request, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from api.config import ApiConfig, load_config
-from api.database import DatabaseUnavailable
-from api.models import Liveness, Problem
-from api.routes import data, mlops, models, stream
-from api.security import API_KEY_HEADER, RequestLog
-from api.services import DataNotReady, Services, ServicesDep, rate_limit, require_api_key
-from api.store import UnknownVersion
-from api.validation import COLUMNS_PATTERN, columns_pattern
+from stock_pipeline.api.config import ApiConfig, load_config
+from stock_pipeline.api.database import DatabaseUnavailable
+from stock_pipeline.api.models import Liveness, Problem
+from stock_pipeline.api.routes import data, mlops, models, stream
+from stock_pipeline.api.security import API_KEY_HEADER, RequestLog
+from stock_pipeline.api.services import (
+    DataNotReady,
+    Services,
+    ServicesDep,
+    rate_limit,
+    require_api_key,
+)
+from stock_pipeline.api.store import UnknownVersion
+from stock_pipeline.api.validation import COLUMNS_PATTERN, columns_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +100,7 @@ async def database_unavailable(_: Request, __: Exception) -> JSONResponse:
 
 def show_api_logs() -> None:
     """Print the API's INFO lines (the request log included) when nothing configured logging."""
-    api_logger = logging.getLogger("api")
+    api_logger = logging.getLogger("stock_pipeline.api")
     if not api_logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter(LOG_FORMAT))

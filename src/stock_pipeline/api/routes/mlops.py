@@ -8,13 +8,13 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 
-from api.database import DatabaseUnavailable
-from api.health import (
+from stock_pipeline.api.database import DatabaseUnavailable
+from stock_pipeline.api.health import (
     freshness_component,
     overall_score,
     quality_component,
 )
-from api.models import (
+from stock_pipeline.api.models import (
     DataQuality,
     Distribution,
     DriftReport,
@@ -25,8 +25,8 @@ from api.models import (
     RunSummary,
     SystemHealth,
 )
-from api.routes.data import ERRORS, Ticker
-from api.services import DataNotReady, Services, ServicesDep
+from stock_pipeline.api.routes.data import ERRORS, Ticker
+from stock_pipeline.api.services import DataNotReady, Services, ServicesDep
 from stock_pipeline.contract import FINISHED_RUN_STATUSES, RunStatus, freshness
 
 router = APIRouter(prefix="/mlops", tags=["mlops"])

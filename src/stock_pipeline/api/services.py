@@ -8,10 +8,16 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
 
-from api.config import ApiConfig
-from api.database import Database
-from api.security import API_KEY_HEADER, KEY_NAME_STATE, RateLimiter, api_key_header, key_name
-from api.store import DataStore, FeatureSnapshot
+from stock_pipeline.api.config import ApiConfig
+from stock_pipeline.api.database import Database
+from stock_pipeline.api.security import (
+    API_KEY_HEADER,
+    KEY_NAME_STATE,
+    RateLimiter,
+    api_key_header,
+    key_name,
+)
+from stock_pipeline.api.store import DataStore, FeatureSnapshot
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from api.models import HealthComponent
+from stock_pipeline.api.models import HealthComponent
 from stock_pipeline.contract import QUALITY_SCORE_MAX, Freshness
 
 WEIGHTS = {"data_freshness": 0.4, "database": 0.3, "last_run": 0.2, "data_quality": 0.1}

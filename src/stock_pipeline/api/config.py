@@ -76,9 +76,9 @@ class ApiConfig:
 
 
 def default_project_root() -> Path:
-    """STOCK_PIPELINE_PROJECT_ROOT when set, else the folder that holds api/."""
-    override = os.environ.get(PROJECT_ROOT_ENV)
-    return Path(override).resolve() if override else Path(__file__).resolve().parents[1]
+    """STOCK_PIPELINE_PROJECT_ROOT when set, else the working folder: the checkout, or for an
+    installed package the folder that holds `conf/` and `data/` (as for `kedro run`)."""
+    return Path(os.environ.get(PROJECT_ROOT_ENV) or Path.cwd()).resolve()
 
 
 def _config_section(loader: OmegaConfigLoader, key: str) -> dict[str, Any]:
@@ -152,7 +152,9 @@ def rate_limit(params: Mapping[str, Any]) -> RateLimit:
     )
     rates = [*limit.per_key.values(), limit.requests_per_second]
     if limit.burst < 1 or any(rate is not None and rate <= 0 for rate in rates):
-        raise ApiConfigError("api.rate_limit needs rates above 0 and a burst of at least 1")
+        raise ApiConfigError(
+            "stock_pipeline.api.rate_limit needs rates above 0 and a burst of at least 1"
+        )
     return limit
 
 

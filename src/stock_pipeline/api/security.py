@@ -9,7 +9,7 @@ from collections.abc import Callable
 from fastapi.security import APIKeyHeader
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.config import RateLimit
+from stock_pipeline.api.config import RateLimit
 
 API_KEY_HEADER = "X-API-Key"
 KEY_NAME_STATE = "api_key_name"  # where a request's key name waits for the log line
@@ -20,7 +20,7 @@ api_key_header = APIKeyHeader(
     auto_error=False,
     description="One of the configured API keys (credentials `api_keys` or the environment)",
 )
-access_log = logging.getLogger("api.access")
+access_log = logging.getLogger("stock_pipeline.api.access")
 
 
 def key_name(given: str | None, keys: dict[str, bytes]) -> str | None:

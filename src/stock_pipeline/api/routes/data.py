@@ -7,8 +7,15 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic_core import to_json
 
-from api.bulk import CURSOR_PATTERN, MEDIA_TYPES, BulkFormat, decode_cursor, encode, encode_cursor
-from api.models import (
+from stock_pipeline.api.bulk import (
+    CURSOR_PATTERN,
+    MEDIA_TYPES,
+    BulkFormat,
+    decode_cursor,
+    encode,
+    encode_cursor,
+)
+from stock_pipeline.api.models import (
     FeaturePage,
     FeatureRows,
     InvalidInput,
@@ -17,9 +24,9 @@ from api.models import (
     Problem,
     TickerInfo,
 )
-from api.services import ServicesDep
-from api.store import FeatureSnapshot
-from api.validation import (
+from stock_pipeline.api.services import ServicesDep
+from stock_pipeline.api.store import FeatureSnapshot
+from stock_pipeline.api.validation import (
     COLUMNS_PATTERN,
     TICKERS_PATTERN,
     VERSION_PATTERN,

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from api.models import ModelsOverview, Predictions, Problem
-from api.routes.data import ERRORS, End, Start, Ticker
-from api.services import DataNotReady
-from api.store import CachedFile, read_json
+from stock_pipeline.api.models import ModelsOverview, Predictions, Problem
+from stock_pipeline.api.routes.data import ERRORS, End, Start, Ticker
+from stock_pipeline.api.services import DataNotReady
+from stock_pipeline.api.store import CachedFile, read_json
 
 router = APIRouter(tags=["models"])
 

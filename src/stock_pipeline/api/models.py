@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from api.validation import as_utc
+from stock_pipeline.api.validation import as_utc
 
 Value = float | int | bool | str | None
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]  # always with its offset, in UTC
