@@ -14,6 +14,7 @@ from stock_pipeline.contract import BAR_VALUES, FEATURES_BASE_COLUMNS, INDICATOR
 from stock_pipeline.contract import KEY as CONTRACT_KEY
 from stock_pipeline.datasets import SQLUpsertDataset
 from stock_pipeline.db import upgrade_database
+from stock_pipeline.recipes import Recipe
 
 KEY = list(CONTRACT_KEY)
 
@@ -128,6 +129,30 @@ def test_a_column_the_table_lacks_is_an_error_unless_columns_are_added(db_url, c
         make_dataset(db_url).save(features)
     assert "10 inserted, 0 updated, 0 unchanged" in caplog.text
     assert make_dataset(db_url).load()["obv"].eq(1.0).all()
+
+
+def with_recipe(frame: pd.DataFrame, *indicators: str) -> pd.DataFrame:
+    """The frame as persistence gives it: attrs naming the SQL recipe of its indicators."""
+    settings = {"indicators": {name: {"talib": name} for name in indicators}}
+    frame.attrs["recipe"] = Recipe("sql", settings, 1).to_json()
+    return frame
+
+
+def test_a_new_recipe_empties_dropped_columns_and_deletes_rows_gone_from_the_data(db_url, caplog):
+    make_dataset(db_url).save(with_recipe(make_features(days=5), "ema_20"))
+    again = make_dataset(db_url)
+    again.save(with_recipe(make_features(days=5), "ema_20"))  # the same recipe: nothing removed
+    assert len(again.load()) == 10 and again.load()["ema_20"].notna().all()
+
+    fewer = make_features(days=4).drop(columns="ema_20").assign(obv=7.0)
+    with caplog.at_level(logging.INFO, logger="stock_pipeline.datasets.sql_upsert"):
+        again.save(with_recipe(fewer, "obv"))
+    stored = again.load()
+    assert len(stored) == 8  # the fifth session is no longer in the data
+    assert stored["ema_20"].isna().all() and stored["obv"].eq(7.0).all()
+    assert "columns no longer configured emptied: ['ema_20']" in caplog.text
+    assert "2 rows no longer in the data deleted" in caplog.text
+    assert again.saved_recipe.settings["indicators"] == {"obv": {"talib": "obv"}}
 
 
 def test_updated_at_moves_only_for_changed_rows(db_url):

@@ -168,9 +168,7 @@ class SQLUpsertDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         Then the rows given are the whole table (persistence's node gives every row), so the
         float columns they lack (indicators no longer configured) are emptied, and the stored
         rows they lack are deleted by the merge: no stale value remains."""
-        stored = connection.execute(
-            sa.select(TABLE_RECIPES.c.recipe).where(TABLE_RECIPES.c.table_name == self._table)
-        ).scalar_one_or_none()
+        stored = _stored_recipe(connection, self._table)
         if stored is not None and Recipe.from_json(stored).fingerprint == recipe.fingerprint:
             return False
         dropped = [
@@ -233,14 +231,18 @@ class TableRecipeDataset(AbstractDataset[None, Recipe | None]):
         with connect(self._engine) as connection:
             if not sa.inspect(connection).has_table(TABLE_RECIPES.name):
                 return None
-            stored = connection.execute(
-                sa.select(TABLE_RECIPES.c.recipe).where(TABLE_RECIPES.c.table_name == self._table)
-            ).scalar_one_or_none()
-        return Recipe.from_json(stored)
+            return Recipe.from_json(_stored_recipe(connection, self._table))
 
     def save(self, data: None) -> None:
         """Recipes are recorded by saving the table itself."""
         raise DatasetError(f"{self._table}: its recipe is read-only")
+
+
+def _stored_recipe(connection: Connection, table: str) -> str | None:
+    """The recipe `table` was last written under, as `table_recipes` holds it (None: none)."""
+    return connection.execute(
+        sa.select(TABLE_RECIPES.c.recipe).where(TABLE_RECIPES.c.table_name == table)
+    ).scalar_one_or_none()
 
 
 class _Merge(abc.ABC):
