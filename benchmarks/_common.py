@@ -138,3 +138,18 @@ def print_table(title: str, rows: list[tuple[str, float, float]], goal: str) -> 
     for name, wall, peak in rows:
         print(f"{name:<44}{wall:>10.2f}{peak:>10.2f}")
     print(goal)
+
+
+def timed_tree(command: list[str], cwd: Path, also: tuple[int, ...] = ()) -> tuple[float, float]:
+    """Run a command; its wall seconds and the peak resident GiB of its whole process tree plus
+    the trees of `also` (the dask scheduler and workers)."""
+    env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    _, errors, peak = communicate_sampling(child, also, 0.2)
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"{command} failed:\n{errors[-4000:]}")
+    return wall, peak / 1024**3

@@ -27,27 +27,12 @@ import yaml
 from deltalake import DeltaTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import communicate_sampling, project_copy
+from _common import project_copy, timed_tree
 
 from stock_pipeline.pipeline_registry import register_pipelines
 from stock_pipeline.trading_calendar import nse_sessions
 
 STAGES = "--pipelines=ingestion,cleaning,features"
-
-
-def timed_tree(command: list[str], cwd: Path, also: tuple[int, ...] = ()) -> tuple[float, float]:
-    """Run a command; its wall seconds and the peak resident GiB of its whole process tree plus
-    the trees of `also` (the dask scheduler and workers)."""
-    env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    _, errors, peak = communicate_sampling(child, also, 0.2)
-    wall = time.perf_counter() - started
-    if child.returncode != 0:
-        raise RuntimeError(f"{command} failed:\n{errors[-4000:]}")
-    return wall, peak / 1024**3
 
 
 def last_record(project: Path) -> dict:
