@@ -3,15 +3,25 @@ publishes it; a test keeps the committed copy equal to the app's)."""
 
 import json
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from stock_pipeline.api.config import load_config
 from stock_pipeline.api.main import create_app
+
+# the committed environment whose document is published (conf/local is each user's own)
+PUBLISHED_ENV = "sample"
 
 
 def openapi_document() -> dict[str, Any]:
-    """The app's OpenAPI document, as served at /openapi.json."""
-    return create_app().openapi()
+    """The app's OpenAPI document as the project ships it: before any data and without keys (a
+    deployment's own narrows the column names to its table's, and declares its key)."""
+    config = load_config(env=PUBLISHED_ENV)
+    with tempfile.TemporaryDirectory() as empty:
+        files = {name: Path(empty) / path.name for name, path in config.files.items()}
+        return create_app(replace(config, files=files, api_keys={})).openapi()
 
 
 def main(argv: list[str] | None = None) -> None:
