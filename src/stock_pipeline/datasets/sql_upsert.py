@@ -284,10 +284,7 @@ class _Merge(abc.ABC):
         except IntegrityError as error:
             raise DatasetError(self.rejection(error)) from None
         if replace:
-            deleted = self.connection.exec_driver_sql(
-                f"DELETE FROM {self.target} AS t WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {self.stage} AS s WHERE {self.key_match})"
-            ).rowcount
+            deleted = self.connection.exec_driver_sql(self.delete_missing_sql()).rowcount
             if deleted:
                 logger.info("%s: %d rows no longer in the data deleted", self.table, deleted)
         inserted = rows.num_rows - existing
@@ -322,6 +319,13 @@ class _Merge(abc.ABC):
             f"{changed}) "
             f"ORDER BY {', '.join(f's.{key}' for key in self.keys)} "
             f"ON CONFLICT ({', '.join(self.keys)}) {on_conflict}"
+        )
+
+    def delete_missing_sql(self) -> str:
+        """The deletion of the stored rows whose key the staged rows lack (an anti-join)."""
+        return (
+            f"DELETE FROM {self.target} AS t WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {self.stage} AS s WHERE {self.key_match})"
         )
 
     def describe_key(self, values: Sequence[Any]) -> str:
@@ -422,6 +426,12 @@ class _SQLiteMerge(_Merge):
                 f"INSERT INTO {self.stage} ({', '.join(self.columns)}) VALUES ({placeholders})",
                 values,
             )
+
+    def delete_missing_sql(self) -> str:
+        """SQLite runs NOT EXISTS once per stored row over the unindexed staging table (quadratic:
+        minutes at half a million rows); NOT IN builds an index of the staged keys once."""
+        keys = ", ".join(self.keys)
+        return f"DELETE FROM {self.target} WHERE ({keys}) NOT IN (SELECT {keys} FROM {self.stage})"
 
     def run(self, rows: pa.Table, replace: bool = False) -> tuple[int, int]:
         counts = super().run(rows, replace)
