@@ -62,8 +62,11 @@ QUARANTINE_COLUMNS = (
     "quarantined_at",
 )
 QUARANTINE_KEY = ("ticker", "raw_date", "stage", "rule", *RAW_COLUMNS[1:])
-# `drift_results`: one row per (as_of, ticker, feature); `drift` is the feature's final decision
-# (its ticker drifted and it drove that), `ticker_p_value` the ticker's combined p-value
+# `drift_results`: one row per (as_of, ticker, feature); `statistic`/`p_value` test the current
+# window against the baseline (the regime signal), `shock_*` against the recent conditional scale
+# (calibrated only); `drift` is the feature's final decision (its ticker drifted and it drove
+# that), `ticker_p_value` the ticker's combined p-value, `kind` which signals saw the change
+# (shock, regime or shock+regime)
 DRIFT_RESULT_COLUMNS = (
     "as_of",
     "ticker",
@@ -71,12 +74,15 @@ DRIFT_RESULT_COLUMNS = (
     "method",
     "statistic",
     "p_value",
+    "shock_statistic",
+    "shock_p_value",
     "alpha",
     "baseline_sample_size",
     "current_sample_size",
     "drift",
     "ticker_p_value",
     "ticker_drift",
+    "kind",
     "driver",
     "run_id",
 )
@@ -197,13 +203,16 @@ MODEL_HEALTH_ALERTS = sa.Table(
     sa.Column("ticker", sa.String(TICKER_LENGTH), nullable=False),
     sa.Column("feature", sa.String(64), nullable=False),
     sa.Column("as_of", sa.Date, nullable=False),
-    sa.Column("p_value", sa.DOUBLE_PRECISION),
+    sa.Column("p_value", sa.DOUBLE_PRECISION),  # the regime signal's, as in drift_results
     sa.Column("statistic", sa.DOUBLE_PRECISION),
     sa.Column("alpha", sa.DOUBLE_PRECISION),
     sa.Column("baseline_sample_size", sa.Integer),
     sa.Column("current_sample_size", sa.Integer),
     sa.Column("method", sa.String(32)),
     sa.Column("detected_at", _STAMP, nullable=False),  # stamped by the database on insert
+    sa.Column("shock_statistic", sa.DOUBLE_PRECISION),
+    sa.Column("shock_p_value", sa.DOUBLE_PRECISION),
+    sa.Column("kind", sa.String(16)),  # shock, regime or shock+regime
     sa.UniqueConstraint("ticker", "feature", "as_of", name="uq_alerts_ticker_feature_as_of"),
 )
 # what the drift pipeline writes to model_health_alerts (the database adds id and detected_at)

@@ -36,7 +36,7 @@ from stock_pipeline.contract import LATEST_STOCK_DATA_VIEW, STOCK_FEATURES
 DB_URL_ENV = "STOCK_PIPELINE_DB_URL"
 DEFAULT_DB_URL = "sqlite:///data/stock_pipeline.db"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0006_table_recipes"  # the newest migration; a test keeps this in step
+HEAD_REVISION = "0007_alert_kinds"  # the newest migration; a test keeps this in step
 
 logger = logging.getLogger(__name__)
 # Alembic's `context` is process-global: one migration at a time

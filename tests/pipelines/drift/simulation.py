@@ -38,15 +38,19 @@ def simulated_features(
     seed: int = 3,
     garch: bool = False,
     shocked: int | None = None,
+    vol_path: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """iid Gaussian (or GARCH-t) returns; the first `shocked` tickers' (all: None) last 7 scaled."""
+    """iid Gaussian (or GARCH-t) returns; the first `shocked` tickers' (all: None) last 7 scaled
+    by `vol_factor`, or every session by `vol_path` (one factor per session) when it is given."""
     rng = np.random.default_rng(seed)
     returns = (
         garch_t_returns(sessions, tickers, rng)
         if garch
         else rng.normal(0, 0.015, size=(sessions, tickers))
     )
-    returns[-7:, :shocked] *= vol_factor
+    if vol_path is None:
+        vol_path = np.where(np.arange(sessions) >= sessions - 7, vol_factor, 1.0)
+    returns[:, :shocked] *= np.asarray(vol_path, dtype="float64")[:, None]
     closes = 100 * np.cumprod(1 + returns, axis=0)
     dates = pd.bdate_range("2019-01-01", periods=sessions)
     return features_of(

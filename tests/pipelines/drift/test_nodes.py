@@ -112,16 +112,57 @@ def test_a_calm_tickers_decision_does_not_depend_on_how_many_others_drift(params
     pd.testing.assert_frame_equal(mine[0], mine[2])
 
 
-def test_a_large_shock_gets_a_p_value_below_any_empirical_floor(params):
-    features = simulated_features(tickers=2, sessions=200, vol_factor=10.0)
+def test_a_large_shock_gets_p_values_below_any_empirical_floor(params):
+    sessions = 300
+    features = simulated_features(tickers=2, sessions=sessions, vol_factor=10.0)
 
     results = detect_drift(features, {}, params, RUN_CONTEXT)
 
-    past_pairs = 200 - 49 - 67  # sessions after warm-up, less the first pair
+    floor = 1 / (1 + sessions)  # an empirical p-value of fewer past windows than sessions
     daily = results[results["feature"] == "daily_return"]
-    assert (daily["p_value"] < 1 / (1 + past_pairs) / 10).all()
+    assert (daily[["p_value", "shock_p_value"]] < floor / 10).all().all()
     assert daily["drift"].all()
     assert (results["driver"] == "daily_return").all()
+    assert set(results["kind"]) == {"shock+regime"}
+
+
+def vol_profile(sessions: int, **spans: tuple[int, int, float]) -> np.ndarray:
+    """A volatility factor per session: 1, except (first, last, factor) spans counted from the end."""
+    path = np.ones(sessions)
+    for first, last, factor in spans.values():
+        path[sessions - first : sessions - last] = factor
+    return path
+
+
+@pytest.mark.parametrize(
+    ("spans", "kind", "recommendation"),
+    [
+        # volatility x3 this week only: a shock, and the market before it was calm: both
+        ({"week": (7, 0, 3.0)}, "shock+regime", "retrain_model"),
+        # x3 for the last 25 sessions: the conditional scale has caught up, the baseline has not
+        ({"month": (25, 0, 3.0)}, "regime", "retrain_model"),
+        # volatile baseline, a calm month, x4 this week: a spike back to the baseline's level
+        ({"baseline": (88, 28, 4.0), "week": (7, 0, 4.0)}, "shock", "watch"),
+    ],
+    ids=["spike", "lasting_regime", "spike_within_the_regime"],
+)
+def test_the_kind_tells_a_shock_from_a_regime_and_only_a_regime_asks_for_retraining(
+    params, spans, kind, recommendation
+):
+    sessions = 400
+    features = simulated_features(
+        tickers=40, sessions=sessions, vol_path=vol_profile(sessions, **spans)
+    )
+
+    results = detect_drift(features, {}, params, RUN_CONTEXT)
+    recommendations = recommend_retraining(results, RUN_CONTEXT)
+
+    kinds = results.groupby("ticker")["kind"].first()
+    assert kinds.notna().mean() >= 0.5  # a spike within a volatile history is the hardest to see
+    assert (kinds == kind).sum() >= 0.8 * kinds.notna().sum()
+    advice = [recommendations["tickers"][ticker] for ticker in kinds[kinds == kind].index]
+    assert {entry["recommendation"] for entry in advice} == {recommendation}
+    assert {entry["kind"] for entry in advice} == {kind}
 
 
 def test_cauchy_combination_is_the_cauchy_tail_of_the_mean_tangent():
@@ -166,19 +207,52 @@ def test_feature_weights_must_not_all_be_zero_and_ignore_unmonitored_features(pa
 
 def test_a_ticker_drifts_when_its_combined_p_value_is_below_alpha_and_names_its_drivers(params):
     features = simulated_features(tickers=20, seed=8, vol_factor=3.0, shocked=10)
+    signal_weights = np.array([params["signal_weights"][signal] for signal in ("shock", "regime")])
 
     results = detect_drift(features, {}, params, RUN_CONTEXT)
 
     for _, rows in results.groupby("ticker"):
         weights = rows["feature"].map(params["feature_weights"]).fillna(1.0).to_numpy()
-        combined = _cauchy_combination(rows["p_value"].to_numpy()[None, :], weights)[0]
+        shock, regime = (
+            _cauchy_combination(rows[column].to_numpy()[None, :], weights)[0]
+            for column in ("shock_p_value", "p_value")
+        )
+        combined = _cauchy_combination(np.array([[shock, regime]]), signal_weights)[0]
         drifted = combined < params["alpha"]
         assert np.allclose(rows["ticker_p_value"], combined)
         assert rows["ticker_drift"].eq(drifted).all()
-        assert rows["drift"].tolist() == (drifted & (rows["p_value"] < params["alpha"])).tolist()
-        strongest = rows.loc[rows["p_value"].idxmin(), "feature"]
-        assert rows["driver"].eq(strongest).all() if drifted else rows["driver"].isna().all()
+        strongest = np.fmin(rows["shock_p_value"], rows["p_value"])
+        assert rows["drift"].tolist() == (drifted & (strongest < params["alpha"])).tolist()
+        kind = "+".join(
+            name for name, p in (("shock", shock), ("regime", regime)) if p < params["alpha"]
+        )
+        assert rows["kind"].eq(kind).all() if drifted else rows["kind"].isna().all()
+        driver = rows.loc[strongest.idxmin(), "feature"]
+        assert rows["driver"].eq(driver).all() if drifted else rows["driver"].isna().all()
     assert results["drift"].any()
+
+
+def test_signal_weights_must_name_known_signals_and_not_all_be_zero(params):
+    features = simulated_features(tickers=2, sessions=300)
+
+    for weights, message in (
+        ({"trend": 1}, "unknown signals"),
+        ({"shock": 0, "regime": 0}, ">= 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            detect_drift(features, {}, {**params, "signal_weights": weights}, RUN_CONTEXT)
+    shock_only = detect_drift(
+        features, {}, {**params, "signal_weights": {"regime": 0}}, RUN_CONTEXT
+    )
+    weights = params["feature_weights"]
+    rows = shock_only.groupby("ticker").first()
+    for ticker, row in rows.iterrows():
+        mine = shock_only[shock_only["ticker"] == ticker]
+        expected = _cauchy_combination(
+            mine["shock_p_value"].to_numpy()[None, :],
+            mine["feature"].map(weights).fillna(1.0).to_numpy(),
+        )[0]
+        assert row["ticker_p_value"] == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("method", ["calibrated", "ks"])
@@ -312,9 +386,9 @@ def test_frozen_mode_without_a_frozen_baseline_says_what_to_run(params):
 
 
 def drift_rows(
-    run_id: str, drifted: dict[str, list[bool]], as_of: str = "2024-06-03"
+    run_id: str, drifted: dict[str, list[bool]], as_of: str = "2024-06-03", kind: str = "regime"
 ) -> pd.DataFrame:
-    """drift_results rows for one run and as_of: tickers to per-feature decisions."""
+    """drift_results rows for one run and as_of: tickers to per-feature decisions, all of `kind`."""
     features = ["daily_return", "macd", "volatility"]
     return pd.DataFrame(
         [
@@ -324,13 +398,16 @@ def drift_rows(
                 "feature": feature,
                 "method": "calibrated",
                 "statistic": 5.0,
-                "p_value": 0.001 if flag else 0.5,
+                "p_value": 0.001 if flag and kind != "shock" else 0.5,
+                "shock_statistic": 4.0,
+                "shock_p_value": 0.001 if flag and kind != "regime" else 0.5,
                 "alpha": 0.05,
                 "baseline_sample_size": 60,
                 "current_sample_size": 7,
                 "drift": flag,
                 "ticker_p_value": 0.003 if any(flags) else 0.5,
                 "ticker_drift": any(flags),
+                "kind": kind if any(flags) else None,
                 "driver": features[flags.index(True)] if any(flags) else None,
                 "run_id": run_id,
             }
@@ -356,10 +433,49 @@ def test_recommendations_give_each_ticker_a_decision_and_a_reason():
     assert recommendations["share_drifted"] == 0.5
     assert recommendations["tickers"]["AAA.NS"] == {
         "recommendation": "retrain_model",
-        "reason": "drift in 2 of 3 tested features (calibrated): macd, volatility",
+        "kind": "regime",
+        "reason": "drift in 2 of 3 tested features (calibrated): macd, volatility; "
+        "a regime change against the baseline",
         "drifted_features": ["macd", "volatility"],
     }
     assert recommendations["tickers"]["BBB.NS"]["recommendation"] == "none"
+
+
+def test_a_shock_alone_is_watched_and_asks_for_no_retraining():
+    results = pd.concat(
+        [
+            drift_rows("run-1", {"AAA.NS": [True, False, False]}, kind="shock"),
+            drift_rows("run-1", {"BBB.NS": [True, True, False]}, kind="shock+regime"),
+            drift_rows("run-1", {"CCC.NS": [False] * 3, "DDD.NS": [False] * 3}),
+        ]
+    )
+
+    recommendations = recommend_retraining(results, RUN_CONTEXT)
+    request = request_retraining(recommendations, {"retrain_share_threshold": 0.25}, RUN_CONTEXT)
+    alerts = build_health_alerts(results, RUN_CONTEXT)
+
+    shock = recommendations["tickers"]["AAA.NS"]
+    assert (shock["recommendation"], shock["kind"]) == ("watch", "shock")
+    assert shock["reason"].endswith("the regime holds, so watch")
+    assert recommendations["tickers"]["BBB.NS"]["recommendation"] == "retrain_model"
+    assert (recommendations["share_drifted"], recommendations["share_shock_only"]) == (0.25, 0.25)
+    assert request["requested"] and request["tickers"] == ["BBB.NS"]
+    assert alerts.set_index("ticker")["kind"].to_dict() == {
+        "AAA.NS": "shock",
+        "BBB.NS": "shock+regime",
+    }
+    assert alerts[["shock_statistic", "shock_p_value", "statistic", "p_value"]].notna().all().all()
+
+
+def test_results_stored_before_the_two_signals_still_recommend_retraining():
+    results = drift_rows("run-1", {"AAA.NS": [True, False, False]}).drop(
+        columns=["kind", "shock_statistic", "shock_p_value"]
+    )
+
+    advice = recommend_retraining(results, RUN_CONTEXT)["tickers"]["AAA.NS"]
+
+    assert (advice["recommendation"], advice["kind"]) == ("retrain_model", None)
+    assert advice["reason"] == "drift in 1 of 3 tested features (calibrated): daily_return"
 
 
 def test_a_replay_recommends_and_alerts_on_its_latest_as_of_only():
@@ -420,6 +536,7 @@ def test_alerts_are_one_row_per_drifted_feature_of_this_run_and_upsert_without_d
     stored = table.load()
     assert len(stored) == 2
     assert stored["detected_at"].notna().all()
+    assert set(stored["kind"]) == {"regime"} and stored["shock_p_value"].notna().all()
 
 
 @pytest.mark.parametrize("method", ["ks", "calibrated"])
@@ -432,9 +549,11 @@ def test_drift_windows_are_the_values_each_method_tests(params, method):
     assert set(windows["ticker"]) == set(features["ticker"])
     for ticker, rows in windows.groupby("ticker"):
         values = features.loc[features["ticker"] == ticker, "sma_20"].to_numpy()
-        if method == "calibrated":  # sma_20 is tested as its one-session log change
+        baseline = values[-67:-7]
+        if method == "calibrated":  # its one-session log change, against the regime's baseline
             values = np.diff(np.log(values))
-        assert np.allclose(rows.loc[rows["window"] == "baseline", "value"], values[-67:-7])
+            baseline = values[-88:-28]
+        assert np.allclose(rows.loc[rows["window"] == "baseline", "value"], baseline)
         assert np.allclose(rows.loc[rows["window"] == "current", "value"], values[-7:])
 
 

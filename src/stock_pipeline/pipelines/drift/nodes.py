@@ -15,6 +15,7 @@ that row and earlier rows of its ticker only, so a range of as_of dates reads ea
 """
 
 import logging
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,20 @@ METHODS = ("calibrated", "ks")
 BASELINE_MODES = ("rolling", "frozen")
 TRANSFORMS = ("level", "log", "diff", "log_diff")
 FROZEN_PARTITION = "baseline"
+# shock: the window against the recent conditional scale; regime: against the baseline
+SIGNALS = ("shock", "regime")
+SIGNAL_P_VALUES = {"shock": "shock_p_value", "regime": "p_value"}
+# a drifted ticker's kind of change, in words and as a recommendation (retraining answers a regime)
+KIND_WORDS = {
+    "shock": "a shock against the recent conditional scale; the regime holds, so watch",
+    "regime": "a regime change against the baseline",
+    "shock+regime": "a shock and a regime change against the baseline",
+}
+RECOMMENDATIONS = {
+    "shock": "watch",
+    "regime": "retrain_model",
+    "shock+regime": "retrain_model",
+}
 # a feature whose p-value is near 1 would add a huge negative Cauchy term and could cancel another
 # feature's evidence; capping it there changes nothing else
 CAUCHY_P_CAP = 0.999
@@ -128,31 +143,48 @@ def _running_sum(values: np.ndarray, tickers: np.ndarray) -> np.ndarray:
     return pd.Series(values).groupby(tickers, sort=False).cumsum().to_numpy()
 
 
-def _rolling_baseline(
+def _rolling_baselines(
     values: np.ndarray, tickers: np.ndarray, position: np.ndarray, params: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per row (the end of a current window): the baseline mean and the conditional scale before it.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row (the end of a current window): each signal's centre and scale, known before it.
 
-    The scale is a GARCH(1,1)-like volatility forecast made at the window's start: the square root
-    of a blend of a short exponentially weighted mean (half-life `scale_halflife` sessions) of
-    squared deviations from the baseline mean and, with weight `scale_long_run_share`, their mean
-    over the baseline window (the long-run variance GARCH reverts to). It follows volatility
-    clusters, so a calm but volatile spell is not drift.
+    Deviations from the baseline mean are measured in absolute value (as the frozen baseline's
+    spread is): their mean is a far steadier scale than a mean of squares under fat tails.
+
+    shock: the baseline mean and a GARCH(1,1)-like scale forecast at the window's start:
+    (1 - `scale_long_run_share`) x an exponentially weighted mean (half-life `scale_halflife`
+    sessions) + the share x their mean over `scale_long_run_window` sessions (the long-run level
+    GARCH reverts to; a year estimates it far better than 60 sessions). It follows volatility
+    clusters, so a calm but volatile spell is no shock; it also adapts within weeks.
+
+    regime: the mean and mean absolute deviation of the `baseline_window` sessions that end
+    `regime_gap` sessions before the window, what the market was like before the change: a change
+    that began a few weeks before the window is still measured against the market before it, as a
+    model trained then would see it.
     """
     baseline_window, current_window = params["baseline_window"], params["current_window"]
     mean = _per_ticker(values, tickers, lambda g: g.rolling(baseline_window))
-    squared = (values - _lag(mean, position, 1)) ** 2
+    deviation = np.abs(values - _lag(mean, position, 1))
     recent = _per_ticker(
-        squared,
+        deviation,
         tickers,
         lambda g: g.ewm(halflife=params["scale_halflife"], min_periods=current_window),
     )
-    long_run = _per_ticker(
-        squared, tickers, lambda g: g.rolling(baseline_window, min_periods=current_window)
+    spread, long_run = (
+        _per_ticker(
+            deviation, tickers, lambda g, w=window: g.rolling(w, min_periods=current_window)
+        )
+        for window in (baseline_window, params["scale_long_run_window"])
     )
     share = params["scale_long_run_share"]
-    scale = np.sqrt(share * long_run + (1 - share) * recent)
-    return _lag(mean, position, current_window), _lag(scale, position, current_window)
+    shock = share * long_run + (1 - share) * recent
+    regime_lag = current_window + params["regime_gap"]
+    return (
+        _lag(mean, position, current_window),
+        _lag(shock, position, current_window),
+        _lag(mean, position, regime_lag),
+        _lag(spread, position, regime_lag),
+    )
 
 
 def _frozen_baseline_moments(
@@ -178,11 +210,17 @@ def _scale_ratio(
 
 
 def _tail_p_values(
-    log_s: np.ndarray, tickers: np.ndarray, position: np.ndarray, params: dict[str, Any]
+    log_s: np.ndarray,
+    tickers: np.ndarray,
+    position: np.ndarray,
+    params: dict[str, Any],
+    before: int,
 ) -> np.ndarray:
     """P(S >= this S) under a normal fit of log S over the ticker's earlier window pairs.
 
-    Earlier pairs are those whose current window ends before this one starts. Their mean and
+    Earlier pairs are those ending `before` rows or more before this one: before the current
+    window starts for the shock; before the regime's baseline ends for the regime, so that the
+    weeks since a change began never teach the null that the change is normal. Their mean and
     standard deviation come from about n / current_window non-overlapping windows, so the tail is
     Student-t's predictive one with that many degrees of freedom: wide while history is short,
     normal once it is long, and never floored at 1 / (1 + n) like an empirical p-value.
@@ -190,7 +228,7 @@ def _tail_p_values(
     current_window = params["current_window"]
     valid = np.isfinite(log_s)
     sums = [
-        np.nan_to_num(_lag(_running_sum(part, tickers), position, current_window))
+        np.nan_to_num(_lag(_running_sum(part, tickers), position, before))
         for part in (
             valid.astype("float64"),
             np.where(valid, log_s, 0.0),
@@ -214,31 +252,46 @@ def _calibrated_feature(
     params: dict[str, Any],
     rows: np.ndarray,
 ) -> pd.DataFrame:
-    """S and its p-value at the given rows, each the end of a current window of its ticker."""
+    """Both signals' S and p-value at the given rows, each the end of a current window of its ticker.
+
+    shock: the window against the recent conditional scale. regime: the window against the
+    baseline, the frozen one when given (what the model was trained on), else the
+    `baseline_window` sessions before the window. Each p-value comes from the ticker's own past
+    values of its statistic, so each signal is calibrated on its own.
+    """
     how = params.get("transforms", {}).get(feature, "level")
     position = ordered["_pos"].to_numpy()
     tickers = ordered["ticker"].to_numpy()
     values = _transform(ordered, feature, how)
-    if frozen is None:
-        first = pd.Series(values).groupby(tickers, sort=False).transform("first").to_numpy()
-        values = values - first  # small running sums; `first` is in every row's past
-        centre, scale = _rolling_baseline(values, tickers, position, params)
-        baseline_size = np.full(len(ordered), params["baseline_window"])
-    else:
+    first = pd.Series(values).groupby(tickers, sort=False).transform("first").to_numpy()
+    values = values - first  # small running sums; `first` is in every row's past
+    centre, shock_scale, regime_centre, regime_scale = _rolling_baselines(
+        values, tickers, position, params
+    )
+    baseline_size = np.full(len(ordered), params["baseline_window"])
+    if frozen is not None:
         mean, spread, size = _frozen_baseline_moments(frozen, feature, how)
         ticker_series = ordered["ticker"]
-        centre = ticker_series.map(mean).to_numpy(dtype="float64")
-        scale = ticker_series.map(spread).to_numpy(dtype="float64")
+        regime_centre = ticker_series.map(mean).to_numpy(dtype="float64") - first
+        regime_scale = ticker_series.map(spread).to_numpy(dtype="float64")
         baseline_size = ticker_series.map(size).fillna(0).to_numpy(dtype="int64")
-    statistic = _scale_ratio(values, position, centre, scale, params["current_window"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_s = np.log(statistic)
-    p_value = _tail_p_values(log_s, tickers, position, params)
-    tested = ~np.isnan(statistic[rows])
+    signals = {}
+    window = params["current_window"]
+    for signal, (signal_centre, scale, before) in (
+        ("shock", (centre, shock_scale, window)),
+        ("regime", (regime_centre, regime_scale, window + params["regime_gap"])),
+    ):
+        statistic = _scale_ratio(values, position, signal_centre, scale, window)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_value = _tail_p_values(np.log(statistic), tickers, position, params, before)
+        signals[signal] = (statistic[rows], p_value[rows])
+    tested = ~np.isnan(signals["regime"][0])
     return pd.DataFrame(
         {
-            "statistic": statistic[rows],
-            "p_value": p_value[rows],
+            "statistic": signals["regime"][0],
+            "p_value": signals["regime"][1],
+            "shock_statistic": signals["shock"][0],
+            "shock_p_value": signals["shock"][1],
             "baseline_sample_size": np.where(tested, baseline_size[rows], 0),
             "current_sample_size": np.where(tested, params["current_window"], 0),
         }
@@ -308,6 +361,8 @@ def _ks_feature(
         {
             "statistic": statistic,
             "p_value": p_value,
+            "shock_statistic": np.nan,
+            "shock_p_value": np.nan,
             "baseline_sample_size": base_size,
             "current_sample_size": current_size,
         }
@@ -346,29 +401,75 @@ def _feature_weights(features: list[str], params: dict[str, Any]) -> np.ndarray:
     return weights
 
 
-def _ticker_decisions(
-    p_values: np.ndarray, features: list[str], params: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per (as_of, ticker) row of feature p-values: ticker p-value, ticker and feature decisions, driver.
+def _signal_weights(params: dict[str, Any]) -> np.ndarray:
+    """Each signal's weight in the ticker's combination (`drift.signal_weights`, default 1)."""
+    given = params.get("signal_weights") or {}
+    unknown = sorted(set(given) - set(SIGNALS))
+    if unknown:
+        raise ValueError(f"drift.signal_weights: unknown signals {unknown}, known {SIGNALS}")
+    weights = np.array([float(given.get(signal, 1.0)) for signal in SIGNALS])
+    if (weights < 0).any() or not weights.sum() > 0:
+        raise ValueError("drift.signal_weights must be >= 0 with at least one positive")
+    return weights
 
-    calibrated: the ticker drifts when its weighted Cauchy-combined p-value is below alpha, and
-    the features that drove it are those whose own p-value is below alpha (the combined p-value
-    can only be below alpha when at least one is). ks: the seed's rule, any feature with p < alpha.
+
+def _kinds(signal_p: dict[str, np.ndarray], ticker_drift: np.ndarray, alpha: float) -> np.ndarray:
+    """Per drifted ticker, the signals that saw the change: shock, regime or shock+regime.
+
+    A combined p-value below alpha needs at least one signal's own below alpha, so a drifted
+    ticker always has a kind.
+    """
+    missing = np.full(len(ticker_drift), np.nan)
+    with np.errstate(invalid="ignore"):
+        shock, regime = (signal_p.get(signal, missing) < alpha for signal in SIGNALS)
+    kinds = np.array([None, "shock", "regime", "shock+regime"], dtype=object)
+    return np.where(ticker_drift, kinds[shock + 2 * regime], None)
+
+
+def _ticker_decisions(
+    per_feature: list[pd.DataFrame], features: list[str], params: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Per (as_of, ticker): the combined p-value, the decision, its kind, feature decisions, driver.
+
+    calibrated: each signal's feature p-values are combined inside the ticker with the weighted
+    Cauchy combination test, then the two signals' with `signal_weights` (the same test, so the
+    union still holds alpha whatever the dependence); the ticker drifts when that is below alpha,
+    and the features that drove it are those with a signal's p-value below alpha. ks: the seed's
+    rule, any feature with p < alpha; it compares the window with the baseline, a regime test.
     """
     alpha = float(params["alpha"])
-    tested = ~np.isnan(p_values).all(axis=1)
-    if params["method"] == "ks":
-        ticker_p = np.where(
-            tested, np.nanmin(np.where(tested[:, None], p_values, 1.0), axis=1), np.nan
+    matrices = {
+        signal: np.column_stack(
+            [frame[SIGNAL_P_VALUES[signal]].to_numpy(dtype="float64") for frame in per_feature]
         )
+        for signal in SIGNALS
+    }
+    if params["method"] == "ks":
+        regime = matrices["regime"]
+        tested = ~np.isnan(regime).all(axis=1)
+        masked = np.where(tested[:, None], regime, 1.0)
+        signal_p = {"regime": np.where(tested, np.nanmin(masked, axis=1), np.nan)}
+        ticker_p = signal_p["regime"]
     else:
-        ticker_p = _cauchy_combination(p_values, _feature_weights(features, params))
+        weights = _feature_weights(features, params)
+        signal_p = {
+            signal: _cauchy_combination(matrix, weights) for signal, matrix in matrices.items()
+        }
+        ticker_p = _cauchy_combination(
+            np.column_stack([signal_p[signal] for signal in SIGNALS]), _signal_weights(params)
+        )
     ticker_drift = ticker_p < alpha
+    strongest_p = np.fmin(matrices["shock"], matrices["regime"])
     with np.errstate(invalid="ignore"):
-        feature_drift = ticker_drift[:, None] & (p_values < alpha)
-    strongest = np.argmin(np.where(np.isnan(p_values), np.inf, p_values), axis=1)
-    driver = np.where(ticker_drift, np.asarray(features, dtype=object)[strongest], None)
-    return ticker_p, ticker_drift, feature_drift, driver
+        feature_drift = ticker_drift[:, None] & (strongest_p < alpha)
+    strongest = np.argmin(np.where(np.isnan(strongest_p), np.inf, strongest_p), axis=1)
+    return {
+        "ticker_p_value": ticker_p,
+        "ticker_drift": ticker_drift,
+        "kind": _kinds(signal_p, ticker_drift, alpha),
+        "feature_drift": feature_drift,
+        "driver": np.where(ticker_drift, np.asarray(features, dtype=object)[strongest], None),
+    }
 
 
 def _frozen_baseline(
@@ -399,19 +500,22 @@ def drift_windows(
 
     Columns ticker, date, value, window (`baseline` or `current`): the raw values for `ks`, the
     stationary transform of `drift.transforms` for `calibrated`; the baseline is the frozen one
-    when `frozen` is given, else the `baseline_window` sessions before the current window.
+    when `frozen` is given, else the `baseline_window` sessions before the current window (for
+    `calibrated`, the regime's: ending `regime_gap` sessions before it).
     """
     baseline_window, current_window = params["baseline_window"], params["current_window"]
-    how = "level"
+    how, gap = "level", 0
     if params["method"] == "calibrated":
-        how = params.get("transforms", {}).get(feature, "level")
+        how, gap = params.get("transforms", {}).get(feature, "level"), params["regime_gap"]
     history = _history(features, _as_of(features, params))
     back = (history["_end"] - history["_pos"]).to_numpy()
-    limit = current_window if frozen is not None else current_window + baseline_window
+    in_baseline = (back >= current_window + gap) & (back < current_window + gap + baseline_window)
+    if frozen is not None:
+        in_baseline = np.zeros(len(history), dtype=bool)
     window = np.where(back < current_window, "current", "baseline")
     windows = history[["ticker", "date"]].assign(
         value=_transform(history, feature, how), window=window
-    )[back < limit]
+    )[(back < current_window) | in_baseline]
     if frozen is not None:
         frozen = _ordered(frozen)
         baseline = frozen[["ticker", "date"]].assign(
@@ -443,10 +547,8 @@ def detect_drift(
     rows = targets["row"].to_numpy()
     names = list(params["features"])
     per_feature = [test(ordered, frozen, feature, params, rows) for feature in names]
-    p_values = np.column_stack(
-        [frame["p_value"].to_numpy(dtype="float64") for frame in per_feature]
-    )
-    ticker_p, ticker_drift, feature_drift, driver = _ticker_decisions(p_values, names, params)
+    decisions = _ticker_decisions(per_feature, names, params)
+    feature_drift = decisions.pop("feature_drift")
     results = pd.concat(
         [
             frame.assign(
@@ -454,9 +556,7 @@ def detect_drift(
                 ticker=targets["ticker"].to_numpy(),
                 feature=feature,
                 drift=feature_drift[:, column],
-                ticker_p_value=ticker_p,
-                ticker_drift=ticker_drift,
-                driver=driver,
+                **decisions,
             )
             for column, (feature, frame) in enumerate(zip(names, per_feature, strict=True))
         ],
@@ -464,56 +564,74 @@ def detect_drift(
     )
     results = results.assign(
         method=method, alpha=float(params["alpha"]), run_id=run_context["run_id"]
-    ).astype({"driver": "string"})
+    ).astype({"driver": "string", "kind": "string"})
     return results.sort_values(["as_of", "ticker", "feature"], ignore_index=True)[
         list(DRIFT_RESULT_COLUMNS)
     ]
 
 
-def _reason(tested: int, drifted: list[str], method: str) -> str:
+def _reason(tested: int, drifted: list[str], kind: str | None, method: str) -> str:
     """Why a ticker gets its recommendation, in words."""
     if not tested:
         return "not tested: too little history for the baseline and current windows"
     if not drifted:
         return f"no drift in {tested} tested features ({method})"
-    return f"drift in {len(drifted)} of {tested} tested features ({method}): {', '.join(drifted)}"
+    seen = f"drift in {len(drifted)} of {tested} tested features ({method}): {', '.join(drifted)}"
+    return f"{seen}; {KIND_WORDS[kind]}" if kind in KIND_WORDS else seen
 
 
 def _latest_of_this_run(drift_results: pd.DataFrame, run_context: dict[str, Any]) -> pd.DataFrame:
-    """The rows this run wrote for its latest as_of (drift_results loads back with earlier runs')."""
+    """The rows this run wrote for its latest as_of (drift_results loads back with earlier runs'),
+    with every column of the contract (rows stored by older versions lack the newer ones)."""
     this_run = drift_results[drift_results["run_id"] == run_context["run_id"]]
-    return this_run[this_run["as_of"] == this_run["as_of"].max()]
+    latest = this_run[this_run["as_of"] == this_run["as_of"].max()]
+    return latest.reindex(columns=list(DRIFT_RESULT_COLUMNS))
 
 
 def recommend_retraining(
     drift_results: pd.DataFrame, run_context: dict[str, Any]
 ) -> dict[str, Any]:
-    """Per ticker, as of the run's latest as_of: `retrain_model` when it drifted, with the reason."""
+    """Per ticker, as of the run's latest as_of: `retrain_model`, `watch` or `none`, with the reason.
+
+    Retraining answers a regime change (the ticker no longer behaves as in the baseline the model
+    learned from); a shock alone (this week against the recent conditional scale) is `watch`.
+    """
     drift_results = _latest_of_this_run(drift_results, run_context)
     method = str(drift_results["method"].iloc[0])
     drifted = drift_results[drift_results["drift"]].groupby("ticker")["feature"].agg(list)
-    tested = drift_results["p_value"].notna().groupby(drift_results["ticker"]).sum()
-    tickers = {
-        str(ticker): {
-            "recommendation": "retrain_model" if ticker in drifted.index else "none",
-            "reason": _reason(int(count), drifted.get(ticker, []), method),
-            "drifted_features": drifted.get(ticker, []),
+    either = drift_results["p_value"].notna() | drift_results["shock_p_value"].notna()
+    tested = either.groupby(drift_results["ticker"]).sum()
+    kinds = drift_results.groupby("ticker")["kind"].first().dropna()
+    tickers = {}
+    for ticker, count in tested.items():
+        features, kind = drifted.get(ticker, []), kinds.get(ticker)
+        tickers[str(ticker)] = {
+            # results stored before the two signals have no kind: a drift was a retrain then
+            "recommendation": RECOMMENDATIONS.get(kind, "retrain_model") if features else "none",
+            "kind": kind,
+            "reason": _reason(int(count), features, kind, method),
+            "drifted_features": features,
         }
-        for ticker, count in tested.items()
-    }
     tested_tickers = int((tested > 0).sum())
+    counts = Counter(entry["recommendation"] for entry in tickers.values())
+    share = {
+        recommendation: counts[recommendation] / tested_tickers if tested_tickers else 0.0
+        for recommendation in ("retrain_model", "watch")
+    }
     return {
         "as_of": drift_results["as_of"].max().date().isoformat(),
         "method": method,
         "tickers": tickers,
-        "share_drifted": len(drifted) / tested_tickers if tested_tickers else 0.0,
+        "share_drifted": share["retrain_model"],
+        "share_shock_only": share["watch"],
     }
 
 
 def request_retraining(
     drift_recommendations: dict[str, Any], params: dict[str, Any], run_context: dict[str, Any]
 ) -> dict[str, Any]:
-    """The retrain request: requested true when the drifted share reaches the threshold."""
+    """The retrain request: requested when the share of tickers whose regime changed reaches the
+    threshold (a shock alone asks for no retraining)."""
     threshold = params["retrain_share_threshold"]
     share = drift_recommendations["share_drifted"]
     drifted = sorted(
@@ -535,7 +653,8 @@ def request_retraining(
 
 
 def build_health_alerts(drift_results: pd.DataFrame, run_context: dict[str, Any]) -> pd.DataFrame:
-    """One model_health_alerts row per drifted (ticker, feature) as of the run's latest as_of.
+    """One model_health_alerts row per drifted (ticker, feature) as of the run's latest as_of,
+    with both signals' statistics and p-values and the kind of change.
 
     No detected_at: the database stamps it when the alert is first stored, so a rerun of an
     as_of neither adds nor rewrites a row.
