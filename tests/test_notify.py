@@ -100,6 +100,8 @@ def test_datasets_that_call_for_an_alert() -> None:
     assert alert_for_saved("quality_report", {"summary": {"tickers_stale": []}}, "r1") is None
     alerts = pd.DataFrame({"ticker": ["INFY.NS"], "feature": ["volatility"]})
     assert "INFY.NS volatility" in alert_for_saved("model_health_alerts", alerts, "r1").body
+    kinds = alerts.assign(kind="regime")
+    assert "INFY.NS volatility (regime)" in alert_for_saved("model_health_alerts", kinds, "r1").body
     assert alert_for_saved("model_health_alerts", alerts.iloc[:0], "r1") is None
     request = {"requested": True, "tickers": ["A.NS"], "share_drifted": 0.6, "as_of": "2020-03-17"}
     assert alert_for_saved("retrain_request", request, "r1").event == "retrain_requested"

@@ -46,7 +46,11 @@ def alert_for_saved(dataset_name: str, data: Any, run_id: str) -> Alert | None:
                 f"Run {run_id}: no bars for the last closed NSE session from {_listed(stale)}.",
             )
     if name == "model_health_alerts" and isinstance(data, pd.DataFrame) and len(data):
-        pairs = sorted(f"{row.ticker} {row.feature}" for row in data.itertuples())
+        kinds = data["kind"] if "kind" in data else pd.Series(None, index=data.index)
+        pairs = sorted(
+            f"{ticker} {feature}" + (f" ({kind})" if isinstance(kind, str) else "")
+            for ticker, feature, kind in zip(data["ticker"], data["feature"], kinds, strict=True)
+        )
         return Alert(
             "drift_alerts",
             f"stock-pipeline: drift in {data['ticker'].nunique()} tickers",
@@ -57,7 +61,7 @@ def alert_for_saved(dataset_name: str, data: Any, run_id: str) -> Alert | None:
         return Alert(
             "retrain_requested",
             "stock-pipeline: model retraining requested",
-            f"Run {run_id}: {data.get('share_drifted', 0):.0%} of tickers drifted as of "
+            f"Run {run_id}: {data.get('share_drifted', 0):.0%} of tickers changed regime as of "
             f"{data.get('as_of')} (threshold {data.get('threshold')}): {_listed(tickers)}.",
         )
     return None

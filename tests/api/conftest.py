@@ -91,7 +91,8 @@ def quality_report(tickers: tuple[str, ...]) -> dict:
 
 
 def drift_results(last: date) -> pd.DataFrame:
-    """Two as_of dates of drift tests for INFY.NS and M&M.NS; volatility drifted on the last one."""
+    """Two as_of dates of drift tests for INFY.NS and M&M.NS; volatility drifted on the last one
+    (M&M.NS's by both signals; INFY.NS's rows are as an earlier version stored them, no kind)."""
     rows = []
     for as_of in (last - timedelta(days=7), last):
         for ticker in ("INFY.NS", "M&M.NS"):
@@ -102,13 +103,16 @@ def drift_results(last: date) -> pd.DataFrame:
                         "as_of": pd.Timestamp(as_of),
                         "ticker": ticker,
                         "feature": feature,
-                        "method": "ks",
-                        "statistic": 0.8 if drifted else 0.2,
+                        "method": "calibrated",
+                        "statistic": 3.0 if drifted else 1.0,
                         "p_value": 0.001 if drifted else 0.6,
+                        "shock_statistic": 2.5 if drifted else 1.0,
+                        "shock_p_value": 0.004 if drifted else 0.5,
                         "alpha": 0.05,
                         "baseline_sample_size": 60,
                         "current_sample_size": 7,
                         "drift": drifted,
+                        "kind": "shock+regime" if as_of == last and ticker == "M&M.NS" else None,
                         "run_id": "run-2",
                     }
                 )

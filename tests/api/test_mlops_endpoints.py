@@ -112,6 +112,11 @@ def test_drift_detection_of_a_ticker(client: TestClient, fresh_date: date) -> No
     assert set(body["p_values"]) == {"daily_return", "volatility"}
     assert body["p_values"]["volatility"] < 0.05
     assert body["recommendation"] == "retrain"
+    assert body["kind"] == "shock+regime"
+    assert {f["feature"]: f["shock_p_value"] for f in body["features"]} == {
+        "daily_return": 0.5,
+        "volatility": 0.004,
+    }
     assert {f["feature"]: f["drift"] for f in body["features"]} == {
         "daily_return": False,
         "volatility": True,
@@ -125,6 +130,7 @@ def test_drift_detection_of_a_ticker(client: TestClient, fresh_date: date) -> No
 def test_drift_detection_without_recommendation(client: TestClient) -> None:
     body = client.get("/mlops/drift-detection/INFY.NS", params={"history": 0}).json()
     assert body["recommendation"] is None
+    assert body["kind"] is None
     assert body["history"] == []
 
 

@@ -16,8 +16,10 @@ REPORTING = {"tickers": None, "drift": {"as_of": None, "features": None, "max_ch
 
 
 def drift_results(as_of: pd.Timestamp, run_id: str, drifted: set[tuple[str, str]]) -> pd.DataFrame:
-    """One calibrated run's rows for the sample's 8 tickers: `drifted` (ticker, feature) flagged."""
+    """One calibrated run's rows for the sample's 8 tickers: `drifted` (ticker, feature) flagged,
+    by the regime signal except TCS.NS's, a shock alone."""
     drivers = {ticker: feature for ticker, feature in sorted(drifted, reverse=True)}
+    kinds = {ticker: "shock" if ticker == "TCS.NS" else "regime" for ticker in drivers}
     rows = [
         {
             "as_of": as_of,
@@ -26,12 +28,15 @@ def drift_results(as_of: pd.Timestamp, run_id: str, drifted: set[tuple[str, str]
             "method": "calibrated",
             "statistic": 9.0 if (ticker, feature) in drifted else 1.0,
             "p_value": 0.002 if (ticker, feature) in drifted else 0.4 + 0.01 * number,
+            "shock_statistic": 2.0,
+            "shock_p_value": 0.2 + 0.01 * number,
             "alpha": 0.05,
             "baseline_sample_size": 60,
             "current_sample_size": 7,
             "drift": (ticker, feature) in drifted,
             "ticker_p_value": 0.004 if ticker in drivers else 0.6,
             "ticker_drift": ticker in drivers,
+            "kind": kinds.get(ticker),
             "driver": drivers.get(ticker),
             "run_id": run_id,
         }
@@ -79,7 +84,12 @@ def test_the_report_charts_p_values_windows_and_history_of_drifted_features(
     assert executed_images(Path.cwd()) == 6
     assert f"Drift as of <strong>{latest.date()}</strong>" in html
     assert "<strong>2 drifted tickers (25% of those tested)</strong>" in html
-    assert "drift in 2 of 5 tested features (calibrated): daily_return, sma_20" in html
+    assert (
+        "drift in 2 of 5 tested features (calibrated): daily_return, sma_20; "
+        "a regime change against the baseline" in html
+    )
+    assert "the regime holds, so watch" in html  # TCS.NS: a shock alone
+    assert "shock only (watch)" in html  # the history's kinds
     assert "daily_return (p = 0.002), sma_20 (p = 0.002)" in html  # what drove INFY.NS
     assert all(ticker in html for ticker in TICKERS)
 

@@ -308,12 +308,16 @@ class DataQuality(BaseModel):
 
 
 class FeatureDrift(BaseModel):
-    """The drift test of one feature on one date."""
+    """The drift tests of one feature on one date: the regime's and the shock's."""
 
     feature: str
     method: str
-    statistic: float | None
+    statistic: float | None = Field(description="the regime's: the window against the baseline")
     p_value: float | None
+    shock_statistic: float | None = Field(
+        default=None, description="the window against the recent conditional scale (calibrated)"
+    )
+    shock_p_value: float | None = None
     alpha: float | None
     baseline_sample_size: int | None
     current_sample_size: int | None
@@ -330,14 +334,18 @@ class DriftReport(BaseModel):
             "drift_detected": True,
             "features_with_drift": ["volatility"],
             "p_values": {"volatility": 0.003},
+            "kind": "shock+regime",
             "recommendation": "retrain_model",
-            "reason": "1 of 8 features drifted",
+            "reason": "drift in 1 of 5 tested features (calibrated): volatility; "
+            "a shock and a regime change against the baseline",
             "features": [
                 {
                     "feature": "volatility",
-                    "method": "ks",
-                    "statistic": 0.71,
+                    "method": "calibrated",
+                    "statistic": 3.1,
                     "p_value": 0.003,
+                    "shock_statistic": 2.4,
+                    "shock_p_value": 0.01,
                     "alpha": 0.05,
                     "baseline_sample_size": 60,
                     "current_sample_size": 7,
@@ -355,7 +363,14 @@ class DriftReport(BaseModel):
     )
     features_with_drift: list[str]
     p_values: dict[str, float | None] = Field(description="each tested feature's p-value")
-    recommendation: str | None
+    kind: str | None = Field(
+        default=None,
+        description="which signals saw the change: shock (this week against the recent "
+        "conditional scale), regime (against the baseline) or shock+regime; null: no drift",
+    )
+    recommendation: str | None = Field(
+        description="retrain_model (a regime change), watch (a shock alone) or none"
+    )
     reason: str | None
     features: list[FeatureDrift]
     history: list[dict[str, Any]]

@@ -204,12 +204,14 @@ def drift_detection(
     advice = ((services.store.recommendations.get() or {}).get("tickers") or {}).get(ticker) or {}
     drifted = sorted(latest.loc[latest["drift"].astype(bool), "feature"].astype(str))
     p_values = latest.set_index(latest["feature"].astype(str))["p_value"].astype(float)
+    kinds = latest["kind"].dropna() if "kind" in latest else latest.iloc[:0]
     return DriftReport(
         ticker=ticker,
         as_of=as_of.date(),
         drift_detected=bool(drifted),
         features_with_drift=drifted,
         p_values={name: None if pd.isna(value) else value for name, value in p_values.items()},
+        kind=str(kinds.iloc[0]) if len(kinds) else None,
         recommendation=advice.get("recommendation"),
         reason=advice.get("reason"),
         features=feature_tests(latest.drop(columns=["ticker", "as_of"], errors="ignore")),

@@ -116,7 +116,7 @@ def decide_training(
     elif pending is not None:
         reason = (
             f"retrain requested by drift run {pending.get('run_id')} as of {pending.get('as_of')} "
-            f"({pending.get('share_drifted', 0):.0%} of tickers drifted)"
+            f"({pending.get('share_drifted', 0):.0%} of tickers changed regime)"
         )
     else:
         logger.info(
