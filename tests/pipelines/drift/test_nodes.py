@@ -84,12 +84,14 @@ def test_calibrated_flags_tickers_whose_volatility_triples(params):
 
 
 @pytest.mark.parametrize("garch", [False, True], ids=["iid_normal", "garch_t"])
-def test_calm_tickers_are_flagged_at_most_alpha_within_binomial_error(params, garch):
+@pytest.mark.parametrize("sessions", [400, LONG], ids=["shock_alone", "shock_and_regime"])
+def test_calm_tickers_are_flagged_at_most_alpha_within_binomial_error(params, garch, sessions):
     tickers = 400  # independent tickers: the false alarm count is binomial(400, <= alpha)
-    results = detect_drift(
-        simulated_features(tickers, garch=garch, seed=11), {}, params, RUN_CONTEXT
-    )
+    market = simulated_features(tickers, sessions=sessions, garch=garch, seed=11)
 
+    results = detect_drift(market, {}, params, RUN_CONTEXT)
+
+    assert bool(results["p_value"].notna().all()) is (sessions == LONG)  # the regime needs history
     decisions = flagged(results)
     alpha = params["alpha"]
     assert len(decisions) == tickers

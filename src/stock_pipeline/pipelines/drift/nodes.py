@@ -142,9 +142,12 @@ def _per_ticker(values: np.ndarray, tickers: np.ndarray, window: Any) -> np.ndar
     return smoothed.droplevel(0).sort_index().to_numpy()
 
 
-def _running_sum(values: np.ndarray, tickers: np.ndarray) -> np.ndarray:
-    """Cumulative sum within each ticker, in row order."""
-    return pd.Series(values).groupby(tickers, sort=False).cumsum().to_numpy()
+def _running_sum(values: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """Cumulative sum within each ticker, in row order (a ticker's rows are contiguous: its first
+    row is `position` rows back)."""
+    total = np.cumsum(values)
+    first = np.arange(len(values)) - position
+    return total - (total[first] - values[first])
 
 
 def _rolling_baselines(
@@ -214,7 +217,7 @@ def _scale_ratio(
 
 
 def _tail_p_values(
-    log_s: np.ndarray, tickers: np.ndarray, position: np.ndarray, before: int, min_history: int
+    log_s: np.ndarray, position: np.ndarray, before: int, min_history: int
 ) -> np.ndarray:
     """P(S >= this S) under a normal fit of log S over the ticker's earlier window pairs.
 
@@ -234,7 +237,7 @@ def _tail_p_values(
     paired = valid & _lag(valid.astype("float64"), position, before).astype(bool)
     earlier = np.nan_to_num(_lag(values, position, before))
     count, total, squares, pairs, products = (
-        np.nan_to_num(_lag(_running_sum(part, tickers), position, before))
+        np.nan_to_num(_lag(_running_sum(part, position), position, before))
         for part in (
             valid.astype("float64"),
             values,
@@ -270,10 +273,10 @@ def _calibrated_feature(
     """
     how = params.get("transforms", {}).get(feature, "level")
     position = ordered["_pos"].to_numpy()
-    tickers = ordered["ticker"].to_numpy()
+    tickers = np.cumsum(position == 0)  # a number per ticker: grouping on it skips the strings
     values = _transform(ordered, feature, how)
-    first = pd.Series(values).groupby(tickers, sort=False).transform("first").to_numpy()
-    values = values - first  # small running sums; `first` is in every row's past
+    first = np.nan_to_num(values[np.arange(len(values)) - position])  # a diff's first is NaN
+    values = values - first  # small running sums; the ticker's first value is in every row's past
     centre, shock_scale, regime_centre, regime_scale = _rolling_baselines(
         values, tickers, position, params
     )
@@ -301,7 +304,7 @@ def _calibrated_feature(
         statistic = _scale_ratio(values, position, signal_centre, scale, window)
         with np.errstate(divide="ignore", invalid="ignore"):
             log_s = np.log(statistic)
-        p_value = _tail_p_values(log_s, tickers, position, before, min_history)
+        p_value = _tail_p_values(log_s, position, before, min_history)
         signals[signal] = (statistic[rows], p_value[rows])
     tested = ~np.isnan(signals["regime"][0])
     return pd.DataFrame(
