@@ -1,6 +1,6 @@
 """How well drift sees a shock and a regime: simulated markets against their ceiling, real tickers.
 
-Run: `.venv/bin/python benchmarks/drift.py [--seeds 7 11 23 101 202] [--real FOLDER ...]`.
+Run: `.venv/bin/python benchmarks/drift.py [--seeds 7 11 ...] [--real FOLDER ...]`.
 
 Simulated markets have `--tickers` tickers x `--sessions` sessions; half the tickers get a shock in
 the last 7 sessions (the current window), decisions are per ticker. GARCH(1,1)-t markets use the
@@ -255,7 +255,9 @@ def goal_of(label: str, ceilings: dict[str, float]) -> tuple[str, float, bool]:
     """A simulated row's goal in words, its threshold and whether it is a floor."""
     if "calm" in label or "no shock" in label:
         return "<= 5%", 0.05, False
-    if "mean" in label or LASTING in label:
+    if LASTING in label:  # no goal: what the regime adds where the shock has adapted
+        return "-", 0.0, True
+    if "mean" in label:
         return ">= 80%", 0.80, True
     market = label.split(":", maxsplit=1)[0]
     if market in ceilings:
@@ -357,7 +359,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickers", type=int, default=300)
     parser.add_argument("--sessions", type=int, default=400)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[7, 11, 23, 101, 202])
+    # the first five were looked at while choosing the settings, the last five only afterwards
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[7, 11, 23, 101, 202, 1, 2, 3, 4, 5]
+    )
     parser.add_argument("--replayed", type=int, default=100, help="sessions replayed, calm markets")
     parser.add_argument("--long-sessions", type=int, default=1000, help="the regime's markets")
     parser.add_argument("--real", type=Path, nargs="*", default=[], help="more folders of CSVs")
