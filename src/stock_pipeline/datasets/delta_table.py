@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Schema
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Schema
 from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 from kedro.io import AbstractVersionedDataset, DatasetError, Version
@@ -32,7 +32,12 @@ LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket", "last_per_ticker
 # chunks written at once: Arrow conversion, Parquet writing and NumPy checks release the GIL
 WRITE_THREADS = min(4, os.cpu_count() or 1)
 RECIPE_KEY = "recipe"  # the commit metadata that holds the recipe the rows were written under
-RECIPE_SEARCH_COMMITS = 32  # newest commits searched first (compactions and vacuums carry none)
+RECIPE_SEARCH_COMMITS = 32  # newest commits searched first (vacuums carry none)
+CHECKPOINT_INTERVAL = 10  # commits between log checkpoints: a load replays at most this many
+# Checkpoints and log cleanup are this dataset's (`_maintain`), by versions: delta-rs's own, by
+# time (30 days), would drop versions `retention_versions` promises.
+HOOKS = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)
+MAINTENANCE = ("OPTIMIZE", "VACUUM START", "VACUUM END")  # commits that change no row
 
 
 class TableWrite(dict):
@@ -82,9 +87,15 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     key). A loaded frame's `attrs` name its `version` and `recipe` (what made the rows, as
     `Recipe.to_json()`: a string, which pandas copies at no cost along every operation on the
     frame; saves of a `TableWrite` record it in the commit). With `optional`, a table not written yet loads as an
-    empty frame with the key columns (a first run's stored state). `retention_versions` keeps that
-    many latest versions loadable (a vacuum after each save); `max_files` compacts small files
-    (one more version) once the table holds more. Versioning is the table's own: no `versioned:`.
+    empty frame with the key columns (a first run's stored state). Versioning is the table's own:
+    no `versioned:`.
+
+    After each save (docs/storage.md, "Storage policy"): a bucket holding more than
+    `max_files_per_bucket` files has its files smaller than `small_file_kib` merged, and the
+    whole bucket when that is not enough (a compaction: one more version, readers unaffected);
+    `retention_versions` keeps the versions of that many latest saves loadable, the compactions
+    between them included, and vacuums the files and log entries only older versions need; a
+    checkpoint every CHECKPOINT_INTERVAL commits keeps a load's log replay short.
 
     Example catalog entry::
 
@@ -99,7 +110,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         filepath: str,
         load_args: dict[str, Any] | None = None,
         retention_versions: int | None = None,
-        max_files: int | None = None,
+        max_files_per_bucket: int | None = None,
+        small_file_kib: int = 256,
         optional: bool = False,
         metadata: dict[str, Any] | None = None,
         version: Version | None = None,
@@ -110,7 +122,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
             raise DatasetError(f"{filepath}: unknown load_args {sorted(unknown)}; use {LOAD_ARGS}")
         self._load_args = dict(load_args or {})
         self._retention_versions = retention_versions
-        self._max_files = max_files
+        self._max_files_per_bucket = max_files_per_bucket
+        self._small_file_bytes = small_file_kib * 1024
         self._optional = optional
         self.metadata = metadata
         self.saved_recipe: Recipe | None = None  # the recipe of the last save (the run record's)
@@ -130,14 +143,23 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         """The table at the requested version (the latest when none)."""
         wanted = self._version.load if self._version else None
         try:
-            return DeltaTable(str(self._filepath), version=int(wanted) if wanted else None)
+            table = DeltaTable(str(self._filepath), version=int(wanted) if wanted else None)
+            if wanted and int(wanted) < self._oldest_kept(DeltaTable(str(self._filepath))):
+                raise DeltaError("older than the retained versions: its files are vacuumed")
+            return table
         except TableNotFoundError as error:
-            raise DatasetError(f"{self._filepath}: no table stored yet") from error
+            if not (wanted and self._exists()):
+                raise DatasetError(f"{self._filepath}: no table stored yet") from error
+            raise self._unloadable(wanted, error) from error  # its log entries were trimmed
         except (DeltaError, ValueError) as error:
-            raise DatasetError(
-                f"{self._filepath}: version {wanted!r} is not loadable (pruned or never written; "
-                f"versions: {self.list_versions()}): {error}"
-            ) from error
+            raise self._unloadable(wanted, error) from error
+
+    def _unloadable(self, wanted: Any, error: Exception) -> DatasetError:
+        """The error of a version that cannot be loaded."""
+        return DatasetError(
+            f"{self._filepath}: version {wanted!r} is not loadable (pruned or never written; "
+            f"versions: {self.list_versions()}): {error}"
+        )
 
     def latest_version(self) -> int | None:
         """The newest version's id, None before the first save."""
@@ -148,7 +170,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         if not self._exists():
             return []
         table = DeltaTable(str(self._filepath))
-        return [str(entry["version"]) for entry in table.history()]
+        oldest = self._oldest_kept(table)
+        return [str(entry["version"]) for entry in table.history() if entry["version"] >= oldest]
 
     def load(self) -> pd.DataFrame | BucketLoaders:
         """The stored rows (of `load_args`' tickers, dates and columns), sorted by ticker then date;
@@ -252,23 +275,102 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         self.saved_recipe, self.rows_written = recipe, writer.rows
         if table is not None or writer.rows:
             table = DeltaTable(path)
-            self._prune(table)
             logger.info("%s: %d rows written, version %d", path, writer.rows, table.version())
+            self._maintain(table)
 
-    def _prune(self, table: DeltaTable) -> None:
-        """Compact small files past `max_files`; vacuum versions older than `retention_versions`."""
-        if self._max_files and len(table.file_uris()) > self._max_files:
-            table.optimize.compact()
+    def _maintain(self, table: DeltaTable) -> None:
+        """Compact crowded buckets, vacuum every file the kept versions do not need (a full
+        vacuum: files of a killed run's write go too), checkpoint and trim the log."""
+        self._compact(table)
+        oldest = self._oldest_kept(table)
         if self._retention_versions:
-            latest = table.version()
             table.vacuum(
                 retention_hours=0,
                 dry_run=False,
                 enforce_retention_duration=False,
-                keep_versions=list(
-                    range(max(0, latest - self._retention_versions + 1), latest + 1)
-                ),
+                full=True,
+                keep_versions=list(range(oldest, table.version() + 1)),
+                post_commithook_properties=HOOKS,
             )
+        _checkpoint(table, Path(self._filepath) / "_delta_log", oldest)
+
+    def _oldest_kept(self, table: DeltaTable) -> int:
+        """The oldest version kept loadable: that of the `retention_versions`-th latest save
+        (compactions and vacuums in between do not count, so they never shorten the promise)."""
+        if not self._retention_versions:
+            return 0
+        saves = [
+            entry["version"]
+            for entry in table.history()  # newest first; the trimmed log bounds its length
+            if entry.get("operation") not in MAINTENANCE
+        ]
+        return saves[min(self._retention_versions, len(saves)) - 1] if saves else 0
+
+    def storage_bound(self) -> int | None:
+        """The bytes the storage policy lets the table's folder hold now (docs/storage.md): twice
+        its live files (one older copy of each bucket: a whole-bucket merge or a rewrite), the
+        small-file merges the kept saves span, and its log; None when nothing bounds it."""
+        if not (self._retention_versions and self._max_files_per_bucket and self._exists()):
+            return None
+        table = DeltaTable(str(self._filepath))
+        live = sum(pa.table(table.get_add_actions()).column("size_bytes").to_pylist())
+        merges = -(-self._retention_versions // max(1, self._max_files_per_bucket - 1))
+        buckets = len(table.partitions())
+        log = sum(entry.stat().st_size for entry in (Path(self._filepath) / "_delta_log").iterdir())
+        return 2 * live + merges * buckets * self._small_file_bytes + log
+
+    def _compact(self, table: DeltaTable) -> None:
+        """Merge the small files of each bucket holding more than `max_files_per_bucket`; merge a
+        bucket whole when its small files were not enough (its large ones accumulated). Each
+        merge is one commit carrying the table's recipe; only the crowded buckets are rewritten."""
+        if not self._max_files_per_bucket:
+            return
+        properties = _recipe_properties(stored_recipe(table))
+        for target in (self._small_file_bytes, None):  # None: delta-rs's target, 100 MB
+            crowded = [
+                str(bucket)
+                for bucket, files in _stored_files(table).items()
+                if len(files) > self._max_files_per_bucket
+            ]
+            if not crowded:
+                return
+            metrics = table.optimize.compact(
+                partition_filters=[(BUCKET_COLUMN, "in", crowded)],
+                target_size=target,
+                commit_properties=properties,
+                post_commithook_properties=HOOKS,
+            )
+            logger.info(
+                "%s: compacted buckets %s, %d files into %d, version %d",
+                self._filepath,
+                ",".join(crowded),
+                metrics["numFilesRemoved"],
+                metrics["numFilesAdded"],
+                table.version(),
+            )
+
+
+def _checkpoint(table: DeltaTable, log: Path, oldest_kept: int) -> None:
+    """Checkpoint every CHECKPOINT_INTERVAL commits, then delete the log entries older than the
+    newest checkpoint at or before `oldest_kept`: the log stays a bounded number of files and
+    every kept version still loads. The newest checkpoint is never the cut, so a reader that
+    just found it still finds the entries after it."""
+    checkpoints = sorted(int(entry.name[:20]) for entry in log.glob("*.checkpoint*.parquet"))
+    if table.version() - (checkpoints[-1] if checkpoints else 0) >= CHECKPOINT_INTERVAL:
+        table.create_checkpoint()
+        checkpoints.append(table.version())
+    cut = max((version for version in checkpoints[:-1] if version <= oldest_kept), default=0)
+    for entry in log.iterdir():
+        if entry.is_file() and entry.name[:20].isdigit() and int(entry.name[:20]) < cut:
+            entry.unlink(missing_ok=True)
+
+
+def _recipe_properties(recipe: Recipe | None, **metadata: str) -> CommitProperties:
+    """Commit metadata recording `metadata` and the recipe (compactions carry it on, so the
+    newest commits always name it however much of the log is trimmed)."""
+    if recipe is not None:
+        metadata[RECIPE_KEY] = recipe.to_json()
+    return CommitProperties(custom_metadata=metadata)
 
 
 def _to_arrow(data: pd.DataFrame) -> pa.Table:
@@ -386,6 +488,7 @@ class _ReplaceWriter:
                 schema=Schema.from_arrow(self.schema),
                 partition_by=[BUCKET_COLUMN],
                 commit_properties=self._properties(),
+                post_commithook_properties=HOOKS,
             )
         elif self.table is None:
             if adds:
@@ -395,6 +498,7 @@ class _ReplaceWriter:
                     adds,
                     partition_by=[BUCKET_COLUMN],
                     commit_properties=self._properties(),
+                    post_commithook_properties=HOOKS,
                 )
         elif adds or self.removes:
             self.table.create_write_transaction(
@@ -403,14 +507,12 @@ class _ReplaceWriter:
                 schema=self.table.schema(),
                 partition_by=[BUCKET_COLUMN],
                 commit_properties=self._properties(),
+                post_commithook_properties=HOOKS,
             )
 
     def _properties(self) -> CommitProperties:
         """The commit's own record of what it wrote (shown by `DeltaTable.history()`)."""
-        metadata = {"rows_written": str(self.rows)}
-        if self.recipe is not None:
-            metadata[RECIPE_KEY] = self.recipe.to_json()
-        return CommitProperties(custom_metadata=metadata)
+        return _recipe_properties(self.recipe, rows_written=str(self.rows))
 
 
 def stored_recipe(table: DeltaTable) -> Recipe | None:
