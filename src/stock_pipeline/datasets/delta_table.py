@@ -166,7 +166,7 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         return DeltaTable(str(self._filepath)).version() if self._exists() else None
 
     def list_versions(self, full_path: bool = False) -> list[str]:
-        """The loadable versions' ids, newest first."""
+        """The loadable versions' ids (those `retention_versions` keeps), newest first."""
         if not self._exists():
             return []
         table = DeltaTable(str(self._filepath))
