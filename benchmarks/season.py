@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from deltalake import DeltaTable
 from kedro.io import AbstractDataset
 from sqlalchemy import create_engine
 
@@ -35,8 +36,9 @@ from _common import project_copy, timed_tree
 from stock_pipeline.api.store import CachedFile, read_features
 from stock_pipeline.configuration import config_loader
 from stock_pipeline.datasets import DeltaTableDataset
+from stock_pipeline.datasets.delta_table import COMPACTION_KEY
 from stock_pipeline.trading_calendar import nse_sessions
-from stock_pipeline.versions import load_table, table_versions
+from stock_pipeline.versions import load_table
 
 STAGES = "--pipelines=ingestion,cleaning,features,persistence,drift"
 LAYERS = {
@@ -160,7 +162,7 @@ def main() -> None:
         )
         walls, peaks, loads, compacted, shares = [], [], [], [], []
         for number, session in enumerate(sessions, start=1):
-            before_run = table_versions(project / GOLD)[0]["version"]
+            before_run = DeltaTable(str(project / GOLD)).version()
             wall, peak = run_to(project, command, session)
             load = seconds(lambda: load_table(project / GOLD), repeat=3)
             reload = seconds(api.refresh)
@@ -168,8 +170,8 @@ def main() -> None:
             data = folder_size(project / "data")[1]
             bound = data_bound(project, tables)
             log_files = len(list((project / GOLD / "_delta_log").iterdir()))
-            new = [e for e in table_versions(project / GOLD) if e["version"] > before_run]
-            compacted.append(any(entry["operation"] == "OPTIMIZE" for entry in new))
+            since = DeltaTable(str(project / GOLD)).history(limit=50)
+            compacted.append(any(e["version"] > before_run and COMPACTION_KEY in e for e in since))
             walls.append(wall), peaks.append(peak), loads.append(load), shares.append(data / bound)
             print(
                 f"{number:>4} {session.date()!s:<11}{wall:>7.1f}{peak:>9.2f}{load:>7.2f}"

@@ -37,7 +37,8 @@ CHECKPOINT_INTERVAL = 10  # commits between log checkpoints: a load replays at m
 # Checkpoints and log cleanup are this dataset's (`_maintain`), by versions: delta-rs's own, by
 # time (30 days), would drop versions `retention_versions` promises.
 HOOKS = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)
-MAINTENANCE = ("OPTIMIZE", "VACUUM START", "VACUUM END")  # commits that change no row
+VACUUMS = ("VACUUM START", "VACUUM END")  # commits of delta-rs's vacuum (another client's)
+COMPACTION_KEY = "compacted"  # the commit metadata of a compaction: how many files it merged
 
 
 class TableWrite(dict):
@@ -279,20 +280,23 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
             self._maintain(table)
 
     def _maintain(self, table: DeltaTable) -> None:
-        """Compact crowded buckets, vacuum every file the kept versions do not need (a full
-        vacuum: files of a killed run's write go too), checkpoint and trim the log."""
+        """Compact crowded buckets, delete every file the kept versions do not need (a full
+        vacuum's list: files of a killed run's write go too), checkpoint and trim the log."""
         self._compact(table)
+        table = DeltaTable(str(self._filepath))  # with the compaction's version
         oldest = self._oldest_kept(table)
+        log = Path(self._filepath) / "_delta_log"
         if self._retention_versions:
-            table.vacuum(
+            stale = table.vacuum(
                 retention_hours=0,
-                dry_run=False,
-                enforce_retention_duration=False,
-                full=True,
-                keep_versions=list(range(oldest, table.version() + 1)),
-                post_commithook_properties=HOOKS,
+                dry_run=True,  # deleted here: delta-rs lists the files of its tombstones again
+                enforce_retention_duration=False,  # until they expire, and would commit a
+                full=True,  # vacuum (two versions) each time
+                keep_versions=_holding_versions(log, oldest, table.version()),
             )
-        _checkpoint(table, Path(self._filepath) / "_delta_log", oldest)
+            for name in stale:
+                (Path(self._filepath) / name).unlink(missing_ok=True)
+        _checkpoint(table, log, oldest)
 
     def _oldest_kept(self, table: DeltaTable) -> int:
         """The oldest version kept loadable: that of the `retention_versions`-th latest save
@@ -302,52 +306,65 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         saves = [
             entry["version"]
             for entry in table.history()  # newest first; the trimmed log bounds its length
-            if entry.get("operation") not in MAINTENANCE
+            if entry.get("operation") not in VACUUMS and COMPACTION_KEY not in entry
         ]
         return saves[min(self._retention_versions, len(saves)) - 1] if saves else 0
 
     def storage_bound(self) -> int | None:
         """The bytes the storage policy lets the table's folder hold now (docs/storage.md): twice
         its live files (one older copy of each bucket: a whole-bucket merge or a rewrite), the
-        small-file merges the kept saves span, and its log; None when nothing bounds it."""
+        small files replaced by the merges the kept saves span (one every ceil(K / 2) saves at
+        most, under 2 T per bucket), and its log; None when nothing bounds it."""
         if not (self._retention_versions and self._max_files_per_bucket and self._exists()):
             return None
         table = DeltaTable(str(self._filepath))
         live = sum(pa.table(table.get_add_actions()).column("size_bytes").to_pylist())
-        merges = -(-self._retention_versions // max(1, self._max_files_per_bucket - 1))
+        merges = -(-self._retention_versions // -(-self._max_files_per_bucket // 2))
         buckets = len(table.partitions())
         log = sum(entry.stat().st_size for entry in (Path(self._filepath) / "_delta_log").iterdir())
-        return 2 * live + merges * buckets * self._small_file_bytes + log
+        return 2 * live + merges * buckets * 2 * self._small_file_bytes + log
 
     def _compact(self, table: DeltaTable) -> None:
-        """Merge the small files of each bucket holding more than `max_files_per_bucket`; merge a
-        bucket whole when its small files were not enough (its large ones accumulated). Each
-        merge is one commit carrying the table's recipe; only the crowded buckets are rewritten."""
+        """In each bucket holding more than `max_files_per_bucket` files, merge the files smaller
+        than `small_file_kib` into one; merge the bucket whole when more than half that budget
+        is large files (they accumulated), so that a merge always frees half the budget and a
+        bucket never compacts run after run. One commit, marked a compaction and carrying the
+        table's recipe; the other buckets are untouched."""
         if not self._max_files_per_bucket:
             return
-        properties = _recipe_properties(stored_recipe(table))
-        for target in (self._small_file_bytes, None):  # None: delta-rs's target, 100 MB
-            crowded = [
-                str(bucket)
-                for bucket, files in _stored_files(table).items()
-                if len(files) > self._max_files_per_bucket
-            ]
-            if not crowded:
-                return
-            metrics = table.optimize.compact(
-                partition_filters=[(BUCKET_COLUMN, "in", crowded)],
-                target_size=target,
-                commit_properties=properties,
-                post_commithook_properties=HOOKS,
-            )
-            logger.info(
-                "%s: compacted buckets %s, %d files into %d, version %d",
-                self._filepath,
-                ",".join(crowded),
-                metrics["numFilesRemoved"],
-                metrics["numFilesAdded"],
-                table.version(),
-            )
+        merges = {}
+        for bucket, files in _stored_files(table).items():
+            if len(files) <= self._max_files_per_bucket:
+                continue
+            small = [name for name, size in files.items() if size < self._small_file_bytes]
+            whole = len(files) - len(small) > self._max_files_per_bucket // 2
+            merges[bucket] = list(files) if whole else small
+        merges = {bucket: names for bucket, names in merges.items() if len(names) > 1}
+        if not merges:
+            return
+        writer = _ReplaceWriter(str(self._filepath), table, stored_recipe(table), overwrite=False)
+        for bucket, names in merges.items():
+            writer.merge(bucket, names)
+        writer.commit(compaction=True)
+        logger.info(
+            "%s: compacted buckets %s, %d files into %d",
+            self._filepath,
+            ",".join(map(str, merges)),
+            len(writer.removes),
+            len(merges),
+        )
+
+
+def _holding_versions(log: Path, oldest: int, latest: int) -> list[int]:
+    """The versions whose files are every file versions `oldest` to `latest` read: the latest,
+    the oldest, and each one before a commit that removed files (a compaction, a rewrite); an
+    append removes none, so the vacuum loads a few versions, not every kept one."""
+    holding = {oldest, latest}
+    for version in range(oldest + 1, latest + 1):
+        lines = (log / f"{version:020d}.json").read_text().splitlines()
+        if any("remove" in json.loads(line) for line in lines if line):
+            holding.add(version - 1)
+    return sorted(holding)
 
 
 def _checkpoint(table: DeltaTable, log: Path, oldest_kept: int) -> None:
@@ -450,14 +467,24 @@ class _ReplaceWriter:
             if replaced is not True:  # the other rows are kept: read the whole file once
                 self._add(bucket, pq.read_table(full).filter(pa.array(~replaced)))
             with self._lock:
-                self.stored[bucket].remove(name)
+                del self.stored[bucket][name]
                 staged = self.adds.pop(name, None)
                 if staged is None:
                     self.removes.append(_remove(name, bucket))
             if staged is not None:
                 full.unlink()
 
-    def _add(self, bucket: int, rows: pa.Table) -> None:
+    def merge(self, bucket: int, names: list[str]) -> None:
+        """Stage the rows of a bucket's files as one file, and the files' removal (no row
+        changes: a compaction)."""
+        tables = [pq.read_table(Path(self.path) / name) for name in names]
+        merged = pa.concat_tables(table.cast(tables[0].schema) for table in tables)
+        self._add(bucket, merged, data_change=False)
+        for name in names:
+            del self.stored[bucket][name]
+            self.removes.append(_remove(name, bucket, data_change=False))
+
+    def _add(self, bucket: int, rows: pa.Table, data_change: bool = True) -> None:
         """Write rows of one bucket as a new Parquet file, staged for the commit."""
         name = f"{BUCKET_COLUMN}={bucket}/part-{uuid.uuid4().hex}.parquet"
         full = Path(self.path) / name
@@ -468,14 +495,14 @@ class _ReplaceWriter:
             size=full.stat().st_size,
             partition_values={BUCKET_COLUMN: str(bucket)},
             modification_time=int(time.time() * 1000),
-            data_change=True,
+            data_change=data_change,
             stats=json.dumps({"numRecords": rows.num_rows}),
         )
         with self._lock:
             self.adds[name] = action
-            self.stored.setdefault(bucket, []).append(name)
+            self.stored.setdefault(bucket, {})[name] = action.size
 
-    def commit(self) -> None:
+    def commit(self, compaction: bool = False) -> None:
         """One transaction: the new files and the removed ones (nothing when nothing changed); an
         overwrite replaces every stored file and the schema."""
         adds = list(self.adds.values())
@@ -487,7 +514,7 @@ class _ReplaceWriter:
                 mode="overwrite",
                 schema=Schema.from_arrow(self.schema),
                 partition_by=[BUCKET_COLUMN],
-                commit_properties=self._properties(),
+                commit_properties=self._properties(compaction),
                 post_commithook_properties=HOOKS,
             )
         elif self.table is None:
@@ -497,7 +524,7 @@ class _ReplaceWriter:
                     Schema.from_arrow(self.schema),
                     adds,
                     partition_by=[BUCKET_COLUMN],
-                    commit_properties=self._properties(),
+                    commit_properties=self._properties(compaction),
                     post_commithook_properties=HOOKS,
                 )
         elif adds or self.removes:
@@ -506,12 +533,14 @@ class _ReplaceWriter:
                 mode="append",
                 schema=self.table.schema(),
                 partition_by=[BUCKET_COLUMN],
-                commit_properties=self._properties(),
+                commit_properties=self._properties(compaction),
                 post_commithook_properties=HOOKS,
             )
 
-    def _properties(self) -> CommitProperties:
+    def _properties(self, compaction: bool) -> CommitProperties:
         """The commit's own record of what it wrote (shown by `DeltaTable.history()`)."""
+        if compaction:
+            return _recipe_properties(self.recipe, **{COMPACTION_KEY: str(len(self.removes))})
         return _recipe_properties(self.recipe, rows_written=str(self.rows))
 
 
@@ -528,12 +557,15 @@ def stored_recipe(table: DeltaTable) -> Recipe | None:
     return None
 
 
-def _stored_files(table: DeltaTable) -> dict[int, list[str]]:
-    """The table's live data files by bucket, paths relative to the table folder."""
+def _stored_files(table: DeltaTable) -> dict[int, dict[str, int]]:
+    """The table's live data files by bucket: {path relative to the table folder: bytes}."""
     actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
-    files: dict[int, list[str]] = {}
-    for name, bucket in zip(actions["path"], actions[f"partition.{BUCKET_COLUMN}"], strict=True):
-        files.setdefault(int(bucket), []).append(name)
+    files: dict[int, dict[str, int]] = {}
+    rows = zip(
+        actions["path"], actions["size_bytes"], actions[f"partition.{BUCKET_COLUMN}"], strict=True
+    )
+    for name, size, bucket in rows:
+        files.setdefault(int(bucket), {})[name] = size
     return files
 
 
@@ -569,11 +601,11 @@ def _latest_date(path: Path) -> pd.Timestamp:
     return latest
 
 
-def _remove(name: str, bucket: int) -> RemoveAction:
+def _remove(name: str, bucket: int, data_change: bool = True) -> RemoveAction:
     """The removal of a stored file."""
     return RemoveAction(
         path=name,
-        data_change=True,
+        data_change=data_change,
         deletion_timestamp=int(time.time() * 1000),
         partition_values={BUCKET_COLUMN: str(bucket)},
     )
