@@ -92,8 +92,9 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     no `versioned:`.
 
     After each save (docs/storage.md, "Storage policy"): a bucket holding more than
-    `max_files_per_bucket` files has its files smaller than `small_file_kib` merged, and the
-    whole bucket when that is not enough (a compaction: one more version, readers unaffected);
+    `max_files_per_bucket` files has its files smaller than `small_file_kib` merged into one,
+    or is merged whole once large files fill half that budget (a compaction: one more version,
+    readers unaffected);
     `retention_versions` keeps the versions of that many latest saves loadable, the compactions
     between them included, and vacuums the files and log entries only older versions need; a
     checkpoint every CHECKPOINT_INTERVAL commits keeps a load's log replay short.
