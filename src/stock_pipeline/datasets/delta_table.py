@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import CommitProperties, DeltaTable, Schema
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, Schema
 from deltalake.exceptions import DeltaError, TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 from kedro.io import AbstractVersionedDataset, DatasetError, Version
@@ -32,7 +32,13 @@ LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket", "last_per_ticker
 # chunks written at once: Arrow conversion, Parquet writing and NumPy checks release the GIL
 WRITE_THREADS = min(4, os.cpu_count() or 1)
 RECIPE_KEY = "recipe"  # the commit metadata that holds the recipe the rows were written under
-RECIPE_SEARCH_COMMITS = 32  # newest commits searched first (compactions and vacuums carry none)
+RECIPE_SEARCH_COMMITS = 32  # newest commits searched first (vacuums carry none)
+CHECKPOINT_INTERVAL = 10  # commits between log checkpoints: a load replays at most this many
+# Checkpoints and log cleanup are this dataset's (`_maintain`), by versions: delta-rs's own, by
+# time (30 days), would drop versions `retention_versions` promises.
+HOOKS = PostCommitHookProperties(create_checkpoint=False, cleanup_expired_logs=False)
+VACUUMS = ("VACUUM START", "VACUUM END")  # commits of delta-rs's vacuum (another client's)
+COMPACTION_KEY = "compacted"  # the commit metadata of a compaction: how many files it merged
 
 
 class TableWrite(dict):
@@ -82,9 +88,16 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     key). A loaded frame's `attrs` name its `version` and `recipe` (what made the rows, as
     `Recipe.to_json()`: a string, which pandas copies at no cost along every operation on the
     frame; saves of a `TableWrite` record it in the commit). With `optional`, a table not written yet loads as an
-    empty frame with the key columns (a first run's stored state). `retention_versions` keeps that
-    many latest versions loadable (a vacuum after each save); `max_files` compacts small files
-    (one more version) once the table holds more. Versioning is the table's own: no `versioned:`.
+    empty frame with the key columns (a first run's stored state). Versioning is the table's own:
+    no `versioned:`.
+
+    After each save (docs/storage.md, "Storage policy"): a bucket holding more than
+    `max_files_per_bucket` files has its files smaller than `small_file_kib` merged into one,
+    or is merged whole once large files fill half that budget (a compaction: one more version,
+    readers unaffected);
+    `retention_versions` keeps the versions of that many latest saves loadable, the compactions
+    between them included, and vacuums the files and log entries only older versions need; a
+    checkpoint every CHECKPOINT_INTERVAL commits keeps a load's log replay short.
 
     Example catalog entry::
 
@@ -99,7 +112,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         filepath: str,
         load_args: dict[str, Any] | None = None,
         retention_versions: int | None = None,
-        max_files: int | None = None,
+        max_files_per_bucket: int | None = None,
+        small_file_kib: int = 256,
         optional: bool = False,
         metadata: dict[str, Any] | None = None,
         version: Version | None = None,
@@ -110,7 +124,8 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
             raise DatasetError(f"{filepath}: unknown load_args {sorted(unknown)}; use {LOAD_ARGS}")
         self._load_args = dict(load_args or {})
         self._retention_versions = retention_versions
-        self._max_files = max_files
+        self._max_files_per_bucket = max_files_per_bucket
+        self._small_file_bytes = small_file_kib * 1024
         self._optional = optional
         self.metadata = metadata
         self.saved_recipe: Recipe | None = None  # the recipe of the last save (the run record's)
@@ -130,25 +145,35 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         """The table at the requested version (the latest when none)."""
         wanted = self._version.load if self._version else None
         try:
-            return DeltaTable(str(self._filepath), version=int(wanted) if wanted else None)
+            table = DeltaTable(str(self._filepath), version=int(wanted) if wanted else None)
+            if wanted and int(wanted) < self._oldest_kept(DeltaTable(str(self._filepath))):
+                raise DeltaError("older than the retained versions: its files are vacuumed")
+            return table
         except TableNotFoundError as error:
-            raise DatasetError(f"{self._filepath}: no table stored yet") from error
+            if not (wanted and self._exists()):
+                raise DatasetError(f"{self._filepath}: no table stored yet") from error
+            raise self._unloadable(wanted, error) from error  # its log entries were trimmed
         except (DeltaError, ValueError) as error:
-            raise DatasetError(
-                f"{self._filepath}: version {wanted!r} is not loadable (pruned or never written; "
-                f"versions: {self.list_versions()}): {error}"
-            ) from error
+            raise self._unloadable(wanted, error) from error
+
+    def _unloadable(self, wanted: Any, error: Exception) -> DatasetError:
+        """The error of a version that cannot be loaded."""
+        return DatasetError(
+            f"{self._filepath}: version {wanted!r} is not loadable (pruned or never written; "
+            f"versions: {self.list_versions()}): {error}"
+        )
 
     def latest_version(self) -> int | None:
         """The newest version's id, None before the first save."""
         return DeltaTable(str(self._filepath)).version() if self._exists() else None
 
     def list_versions(self, full_path: bool = False) -> list[str]:
-        """The loadable versions' ids, newest first."""
+        """The loadable versions' ids (those `retention_versions` keeps), newest first."""
         if not self._exists():
             return []
         table = DeltaTable(str(self._filepath))
-        return [str(entry["version"]) for entry in table.history()]
+        oldest = self._oldest_kept(table)
+        return [str(entry["version"]) for entry in table.history() if entry["version"] >= oldest]
 
     def load(self) -> pd.DataFrame | BucketLoaders:
         """The stored rows (of `load_args`' tickers, dates and columns), sorted by ticker then date;
@@ -252,23 +277,118 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
         self.saved_recipe, self.rows_written = recipe, writer.rows
         if table is not None or writer.rows:
             table = DeltaTable(path)
-            self._prune(table)
             logger.info("%s: %d rows written, version %d", path, writer.rows, table.version())
+            self._maintain(table)
 
-    def _prune(self, table: DeltaTable) -> None:
-        """Compact small files past `max_files`; vacuum versions older than `retention_versions`."""
-        if self._max_files and len(table.file_uris()) > self._max_files:
-            table.optimize.compact()
+    def _maintain(self, table: DeltaTable) -> None:
+        """Compact crowded buckets, delete every file the kept versions do not need (a full
+        vacuum's list: files of a killed run's write go too), checkpoint and trim the log."""
+        self._compact(table)
+        table = DeltaTable(str(self._filepath))  # with the compaction's version
+        oldest = self._oldest_kept(table)
+        log = Path(self._filepath) / "_delta_log"
         if self._retention_versions:
-            latest = table.version()
-            table.vacuum(
+            stale = table.vacuum(
                 retention_hours=0,
-                dry_run=False,
-                enforce_retention_duration=False,
-                keep_versions=list(
-                    range(max(0, latest - self._retention_versions + 1), latest + 1)
-                ),
+                dry_run=True,  # deleted here: delta-rs lists the files of its tombstones again
+                enforce_retention_duration=False,  # until they expire, and would commit a
+                full=True,  # vacuum (two versions) each time
+                keep_versions=_holding_versions(log, oldest, table.version()),
             )
+            for name in stale:
+                (Path(self._filepath) / name).unlink(missing_ok=True)
+        _checkpoint(table, log, oldest)
+
+    def _oldest_kept(self, table: DeltaTable) -> int:
+        """The oldest version kept loadable: that of the `retention_versions`-th latest save
+        (compactions and vacuums in between do not count, so they never shorten the promise)."""
+        if not self._retention_versions:
+            return 0
+        saves = [
+            entry["version"]
+            for entry in table.history()  # newest first; the trimmed log bounds its length
+            if entry.get("operation") not in VACUUMS and COMPACTION_KEY not in entry
+        ]
+        return saves[min(self._retention_versions, len(saves)) - 1] if saves else 0
+
+    def storage_bound(self) -> int | None:
+        """The bytes the storage policy lets the table's folder hold now (docs/storage.md): twice
+        its live files (one older copy of each bucket: a whole-bucket merge or a rewrite), the
+        small files replaced by the merges the kept saves span (one every ceil(K / 2) saves at
+        most, under 2 T per bucket), and its log; None when nothing bounds it."""
+        if not (self._retention_versions and self._max_files_per_bucket and self._exists()):
+            return None
+        table = DeltaTable(str(self._filepath))
+        live = sum(pa.table(table.get_add_actions()).column("size_bytes").to_pylist())
+        merges = -(-self._retention_versions // -(-self._max_files_per_bucket // 2))
+        buckets = len(table.partitions())
+        log = sum(entry.stat().st_size for entry in (Path(self._filepath) / "_delta_log").iterdir())
+        return 2 * live + merges * buckets * 2 * self._small_file_bytes + log
+
+    def _compact(self, table: DeltaTable) -> None:
+        """In each bucket holding more than `max_files_per_bucket` files, merge the files smaller
+        than `small_file_kib` into one; merge the bucket whole when more than half that budget
+        is large files (they accumulated), so that a merge always frees half the budget and a
+        bucket never compacts run after run. One commit, marked a compaction and carrying the
+        table's recipe; the other buckets are untouched."""
+        if not self._max_files_per_bucket:
+            return
+        merges = {}
+        for bucket, files in _stored_files(table).items():
+            if len(files) <= self._max_files_per_bucket:
+                continue
+            small = [name for name, size in files.items() if size < self._small_file_bytes]
+            whole = len(files) - len(small) > self._max_files_per_bucket // 2
+            merges[bucket] = list(files) if whole else small
+        merges = {bucket: names for bucket, names in merges.items() if len(names) > 1}
+        if not merges:
+            return
+        writer = _ReplaceWriter(str(self._filepath), table, stored_recipe(table), overwrite=False)
+        for bucket, names in merges.items():
+            writer.merge(bucket, names)
+        writer.commit(compaction=True)
+        logger.info(
+            "%s: compacted buckets %s, %d files into %d",
+            self._filepath,
+            ",".join(map(str, merges)),
+            len(writer.removes),
+            len(merges),
+        )
+
+
+def _holding_versions(log: Path, oldest: int, latest: int) -> list[int]:
+    """The versions whose files are every file versions `oldest` to `latest` read: the latest,
+    the oldest, and each one before a commit that removed files (a compaction, a rewrite); an
+    append removes none, so the vacuum loads a few versions, not every kept one."""
+    holding = {oldest, latest}
+    for version in range(oldest + 1, latest + 1):
+        lines = (log / f"{version:020d}.json").read_text().splitlines()
+        if any("remove" in json.loads(line) for line in lines if line):
+            holding.add(version - 1)
+    return sorted(holding)
+
+
+def _checkpoint(table: DeltaTable, log: Path, oldest_kept: int) -> None:
+    """Checkpoint every CHECKPOINT_INTERVAL commits, then delete the log entries older than the
+    newest checkpoint at or before `oldest_kept`: the log stays a bounded number of files and
+    every kept version still loads. The newest checkpoint is never the cut, so a reader that
+    just found it still finds the entries after it."""
+    checkpoints = sorted(int(entry.name[:20]) for entry in log.glob("*.checkpoint*.parquet"))
+    if table.version() - (checkpoints[-1] if checkpoints else 0) >= CHECKPOINT_INTERVAL:
+        table.create_checkpoint()
+        checkpoints.append(table.version())
+    cut = max((version for version in checkpoints[:-1] if version <= oldest_kept), default=0)
+    for entry in log.iterdir():
+        if entry.is_file() and entry.name[:20].isdigit() and int(entry.name[:20]) < cut:
+            entry.unlink(missing_ok=True)
+
+
+def _recipe_properties(recipe: Recipe | None, **metadata: str) -> CommitProperties:
+    """Commit metadata recording `metadata` and the recipe (compactions carry it on, so the
+    newest commits always name it however much of the log is trimmed)."""
+    if recipe is not None:
+        metadata[RECIPE_KEY] = recipe.to_json()
+    return CommitProperties(custom_metadata=metadata)
 
 
 def _to_arrow(data: pd.DataFrame) -> pa.Table:
@@ -348,14 +468,24 @@ class _ReplaceWriter:
             if replaced is not True:  # the other rows are kept: read the whole file once
                 self._add(bucket, pq.read_table(full).filter(pa.array(~replaced)))
             with self._lock:
-                self.stored[bucket].remove(name)
+                del self.stored[bucket][name]
                 staged = self.adds.pop(name, None)
                 if staged is None:
                     self.removes.append(_remove(name, bucket))
             if staged is not None:
                 full.unlink()
 
-    def _add(self, bucket: int, rows: pa.Table) -> None:
+    def merge(self, bucket: int, names: list[str]) -> None:
+        """Stage the rows of a bucket's files as one file, and the files' removal (no row
+        changes: a compaction)."""
+        tables = [pq.read_table(Path(self.path) / name) for name in names]
+        merged = pa.concat_tables(table.cast(tables[0].schema) for table in tables)
+        self._add(bucket, merged, data_change=False)
+        for name in names:
+            del self.stored[bucket][name]
+            self.removes.append(_remove(name, bucket, data_change=False))
+
+    def _add(self, bucket: int, rows: pa.Table, data_change: bool = True) -> None:
         """Write rows of one bucket as a new Parquet file, staged for the commit."""
         name = f"{BUCKET_COLUMN}={bucket}/part-{uuid.uuid4().hex}.parquet"
         full = Path(self.path) / name
@@ -366,14 +496,14 @@ class _ReplaceWriter:
             size=full.stat().st_size,
             partition_values={BUCKET_COLUMN: str(bucket)},
             modification_time=int(time.time() * 1000),
-            data_change=True,
+            data_change=data_change,
             stats=json.dumps({"numRecords": rows.num_rows}),
         )
         with self._lock:
             self.adds[name] = action
-            self.stored.setdefault(bucket, []).append(name)
+            self.stored.setdefault(bucket, {})[name] = action.size
 
-    def commit(self) -> None:
+    def commit(self, compaction: bool = False) -> None:
         """One transaction: the new files and the removed ones (nothing when nothing changed); an
         overwrite replaces every stored file and the schema."""
         adds = list(self.adds.values())
@@ -385,7 +515,8 @@ class _ReplaceWriter:
                 mode="overwrite",
                 schema=Schema.from_arrow(self.schema),
                 partition_by=[BUCKET_COLUMN],
-                commit_properties=self._properties(),
+                commit_properties=self._properties(compaction),
+                post_commithook_properties=HOOKS,
             )
         elif self.table is None:
             if adds:
@@ -394,7 +525,8 @@ class _ReplaceWriter:
                     Schema.from_arrow(self.schema),
                     adds,
                     partition_by=[BUCKET_COLUMN],
-                    commit_properties=self._properties(),
+                    commit_properties=self._properties(compaction),
+                    post_commithook_properties=HOOKS,
                 )
         elif adds or self.removes:
             self.table.create_write_transaction(
@@ -402,15 +534,15 @@ class _ReplaceWriter:
                 mode="append",
                 schema=self.table.schema(),
                 partition_by=[BUCKET_COLUMN],
-                commit_properties=self._properties(),
+                commit_properties=self._properties(compaction),
+                post_commithook_properties=HOOKS,
             )
 
-    def _properties(self) -> CommitProperties:
+    def _properties(self, compaction: bool) -> CommitProperties:
         """The commit's own record of what it wrote (shown by `DeltaTable.history()`)."""
-        metadata = {"rows_written": str(self.rows)}
-        if self.recipe is not None:
-            metadata[RECIPE_KEY] = self.recipe.to_json()
-        return CommitProperties(custom_metadata=metadata)
+        if compaction:
+            return _recipe_properties(self.recipe, **{COMPACTION_KEY: str(len(self.removes))})
+        return _recipe_properties(self.recipe, rows_written=str(self.rows))
 
 
 def stored_recipe(table: DeltaTable) -> Recipe | None:
@@ -426,12 +558,15 @@ def stored_recipe(table: DeltaTable) -> Recipe | None:
     return None
 
 
-def _stored_files(table: DeltaTable) -> dict[int, list[str]]:
-    """The table's live data files by bucket, paths relative to the table folder."""
+def _stored_files(table: DeltaTable) -> dict[int, dict[str, int]]:
+    """The table's live data files by bucket: {path relative to the table folder: bytes}."""
     actions = pa.table(table.get_add_actions(flatten=True)).to_pydict()
-    files: dict[int, list[str]] = {}
-    for name, bucket in zip(actions["path"], actions[f"partition.{BUCKET_COLUMN}"], strict=True):
-        files.setdefault(int(bucket), []).append(name)
+    files: dict[int, dict[str, int]] = {}
+    rows = zip(
+        actions["path"], actions["size_bytes"], actions[f"partition.{BUCKET_COLUMN}"], strict=True
+    )
+    for name, size, bucket in rows:
+        files.setdefault(int(bucket), {})[name] = size
     return files
 
 
@@ -467,11 +602,11 @@ def _latest_date(path: Path) -> pd.Timestamp:
     return latest
 
 
-def _remove(name: str, bucket: int) -> RemoveAction:
+def _remove(name: str, bucket: int, data_change: bool = True) -> RemoveAction:
     """The removal of a stored file."""
     return RemoveAction(
         path=name,
-        data_change=True,
+        data_change=data_change,
         deletion_timestamp=int(time.time() * 1000),
         partition_values={BUCKET_COLUMN: str(bucket)},
     )
