@@ -193,6 +193,18 @@ def decisions(features: pd.DataFrame, params: dict, **as_of) -> pd.DataFrame:
     return tested.groupby(["as_of", "ticker"])[["ticker_drift", "kind"]].first()
 
 
+def halves_flagged(market: pd.DataFrame, params: dict, shocked: int) -> dict[str, dict]:
+    """Per half (calm, shocked: the first `shocked` tickers) and variant, the latest decisions."""
+    names = market["ticker"].unique()[:shocked]
+    shares = {"calm": {}, "shocked": {}}
+    for variant, overrides in VARIANTS.items():
+        flagged = decisions(market, {**params, **overrides})["ticker_drift"]
+        is_shocked = flagged.index.get_level_values("ticker").isin(names)
+        shares["calm"][variant] = flagged[~is_shocked].to_numpy()
+        shares["shocked"][variant] = flagged[is_shocked].to_numpy()
+    return shares
+
+
 def simulated_rows(args: argparse.Namespace, params: dict, seed: int) -> list[tuple]:
     """(scenario, share flagged per variant) for the simulated markets of one seed."""
     rows = []
@@ -200,13 +212,7 @@ def simulated_rows(args: argparse.Namespace, params: dict, seed: int) -> list[tu
         kind = garch_label(garch)
         for shock in ("volatility x3", "mean +2 sd/day"):
             market = shocked_market(args.tickers, args.sessions, garch, shock, seed)
-            shocked = market["ticker"].unique()[: args.tickers // 2]
-            shares = {"calm": {}, "shocked": {}}
-            for variant, overrides in VARIANTS.items():
-                flagged = decisions(market, {**params, **overrides})["ticker_drift"]
-                is_shocked = flagged.index.get_level_values("ticker").isin(shocked)
-                shares["calm"][variant] = flagged[~is_shocked].to_numpy()
-                shares["shocked"][variant] = flagged[is_shocked].to_numpy()
+            shares = halves_flagged(market, params, args.tickers // 2)
             if shock == "volatility x3":  # the calm half is the same tickers in both markets
                 rows.append((f"{kind}: calm half of a mixed market", shares["calm"]))
             rows.append((f"{kind}: half {shock}, shocked half", shares["shocked"]))
@@ -237,13 +243,7 @@ def long_history_rows(args: argparse.Namespace, params: dict, seed: int) -> list
     rows = []
     for garch in (None, GARCH, FAST_GARCH):
         market = shocked_market(args.tickers, args.long_sessions, garch, LASTING, seed)
-        shocked = market["ticker"].unique()[: args.tickers // 2]
-        shares = {"calm": {}, "shocked": {}}
-        for variant, overrides in VARIANTS.items():
-            flagged = decisions(market, {**params, **overrides})["ticker_drift"]
-            is_shocked = flagged.index.get_level_values("ticker").isin(shocked)
-            shares["calm"][variant] = flagged[~is_shocked].to_numpy()
-            shares["shocked"][variant] = flagged[is_shocked].to_numpy()
+        shares = halves_flagged(market, params, args.tickers // 2)
         label = f"{garch_label(garch)}: half {LASTING}"
         rows.append((f"{label}, calm half ({args.long_sessions} sessions)", shares["calm"]))
         rows.append((f"{label}, shocked half ({args.long_sessions})", shares["shocked"]))
