@@ -32,7 +32,7 @@ LOAD_ARGS = ("tickers", "start", "end", "columns", "by_bucket", "last_per_ticker
 # chunks written at once: Arrow conversion, Parquet writing and NumPy checks release the GIL
 WRITE_THREADS = min(4, os.cpu_count() or 1)
 RECIPE_KEY = "recipe"  # the commit metadata that holds the recipe the rows were written under
-RECIPE_SEARCH_COMMITS = 32  # newest commits searched first (vacuums carry none)
+RECIPE_SEARCH_COMMITS = 32  # newest commits searched first (another client's vacuums carry none)
 CHECKPOINT_INTERVAL = 10  # commits between log checkpoints: a load replays at most this many
 # Checkpoints and log cleanup are this dataset's (`_maintain`), by versions: delta-rs's own, by
 # time (30 days), would drop versions `retention_versions` promises.
@@ -94,10 +94,10 @@ class DeltaTableDataset(AbstractVersionedDataset[pd.DataFrame, pd.DataFrame]):
     After each save (docs/storage.md, "Storage policy"): a bucket holding more than
     `max_files_per_bucket` files has its files smaller than `small_file_kib` merged into one,
     or is merged whole once large files fill half that budget (a compaction: one more version,
-    readers unaffected);
-    `retention_versions` keeps the versions of that many latest saves loadable, the compactions
-    between them included, and vacuums the files and log entries only older versions need; a
-    checkpoint every CHECKPOINT_INTERVAL commits keeps a load's log replay short.
+    readers unaffected); `retention_versions` keeps the versions of that many latest saves
+    loadable, the compactions between them included, and deletes the files and log entries
+    only older versions need; a checkpoint every CHECKPOINT_INTERVAL commits keeps a load's
+    log replay short.
 
     Example catalog entry::
 
