@@ -4,11 +4,12 @@ Every decision is per ticker: whether a ticker drifted depends on its own prices
 how many other tickers drifted. Two methods. `ks` is the seed's rule verbatim: a two-sample
 Kolmogorov-Smirnov test of the raw feature values, baseline window against current window, a
 feature drifts when p < alpha and a ticker when any feature does. `calibrated` (the default) makes
-each feature stationary (`drift.transforms`), measures the current window's mean absolute
-deviation from the baseline mean in units of the ticker's GARCH-like volatility forecast (S,
-below), turns S into a p-value with a tail fitted to the ticker's own past values of S, and
-combines the features' p-values inside the ticker with the weighted Cauchy combination test
-(`drift.feature_weights`), which holds under any dependence between them.
+each feature stationary (`drift.transforms`) and measures the current window's mean absolute
+deviation twice (S, below): against the ticker's GARCH-like volatility forecast (the shock) and
+against the baseline before the change (the regime). Each S gets a p-value from a tail fitted to
+the ticker's own past values of it, and the p-values are combined inside the ticker with the
+weighted Cauchy combination test (`drift.feature_weights`, `drift.signal_weights`), which holds
+under any dependence between them; `kind` says which signals saw the change.
 
 All sessions of a replay are computed in one vectorized pass: every quantity at a row depends on
 that row and earlier rows of its ticker only, so a range of as_of dates reads each off its row.
@@ -268,8 +269,8 @@ def _calibrated_feature(
 
     shock: the window against the recent conditional scale. regime: the window against the
     baseline, the frozen one when given (what the model was trained on), else the
-    `baseline_window` sessions before the window. Each p-value comes from the ticker's own past
-    values of its statistic, so each signal is calibrated on its own.
+    `baseline_window` sessions ending `regime_gap` sessions before the window. Each p-value comes
+    from the ticker's own past values of its statistic, so each signal is calibrated on its own.
     """
     how = params.get("transforms", {}).get(feature, "level")
     position = ordered["_pos"].to_numpy()
@@ -306,7 +307,7 @@ def _calibrated_feature(
             log_s = np.log(statistic)
         p_value = _tail_p_values(log_s, position, before, min_history)
         signals[signal] = (statistic[rows], p_value[rows])
-    tested = ~np.isnan(signals["regime"][0])
+    tested = ~np.isnan(signals["regime"][0]) | ~np.isnan(signals["shock"][0])
     return pd.DataFrame(
         {
             "statistic": signals["regime"][0],
