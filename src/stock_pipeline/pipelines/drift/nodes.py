@@ -235,7 +235,7 @@ def _tail_p_values(
     """
     valid = np.isfinite(log_s)
     values = np.where(valid, log_s, 0.0)
-    paired = valid & _lag(valid.astype("float64"), position, before).astype(bool)
+    paired = valid & (_lag(valid.astype("float64"), position, before) == 1)  # NaN: no row then
     earlier = np.nan_to_num(_lag(values, position, before))
     count, total, squares, pairs, products = (
         np.nan_to_num(_lag(_running_sum(part, position), position, before))
